@@ -1,0 +1,180 @@
+//! The attention head's configuration (`HeadConfig`, SPEC §3).
+//!
+//! The same struct is read from TOML by the host, built in code by the
+//! firmware, and consulted by every backend, so its field names are the
+//! TOML keys and its validation is the single source of truth for "is this
+//! head computable".
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Which implementation computes attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Fast subquadratic kernel over the SPEC §3 candidate pattern.
+    Sparse,
+    /// Exact attention over every (causal) token.
+    Dense,
+    /// Naive enumeration of the SPEC §3 pattern; the test oracle.
+    Reference,
+}
+
+/// Shape and sparsity pattern of one attention head group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    /// Which backend computes attention.
+    pub backend: BackendKind,
+    /// Query heads.
+    pub q_heads: usize,
+    /// Key/value heads; must divide `q_heads`.
+    pub kv_heads: usize,
+    /// Values per head.
+    pub head_dim: usize,
+    /// Local window W: tokens within W positions of the query attend.
+    pub window: usize,
+    /// Landmark block size B.
+    pub block_size: usize,
+    /// Causal attention (queries see only the past and themselves).
+    pub causal: bool,
+    /// Tokens every query attends to (when causally visible).
+    #[serde(default = "default_global_tokens")]
+    pub global_tokens: Vec<usize>,
+    /// Attend to `i ± 2^k`.
+    #[serde(default = "enabled")]
+    pub log_stride: bool,
+    /// Attend to landmark block means outside the window.
+    #[serde(default = "enabled")]
+    pub landmarks: bool,
+}
+
+fn default_global_tokens() -> Vec<usize> {
+    vec![0]
+}
+
+const fn enabled() -> bool {
+    true
+}
+
+impl HeadConfig {
+    /// The AETHER temporal head: sparse, 4 query heads sharing 1 KV head
+    /// (MQA), head_dim 32, window 32, block 16, causal, token 0 global.
+    #[must_use]
+    pub fn default_aether() -> Self {
+        Self {
+            backend: BackendKind::Sparse,
+            q_heads: 4,
+            kv_heads: 1,
+            head_dim: 32,
+            window: 32,
+            block_size: 16,
+            causal: true,
+            global_tokens: default_global_tokens(),
+            log_stride: true,
+            landmarks: true,
+        }
+    }
+
+    /// Checks every rule, in field order, and reports the first broken one.
+    ///
+    /// # Errors
+    /// One [`ConfigError`] variant per rule: zero `q_heads`, zero
+    /// `kv_heads`, zero `head_dim`, zero `block_size`, and `kv_heads` not
+    /// dividing `q_heads`.
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if self.q_heads == 0 {
+            return Err(ConfigError::ZeroQueryHeads);
+        }
+        if self.kv_heads == 0 {
+            return Err(ConfigError::ZeroKeyValueHeads);
+        }
+        if self.head_dim == 0 {
+            return Err(ConfigError::ZeroHeadDim);
+        }
+        if self.block_size == 0 {
+            return Err(ConfigError::ZeroBlockSize);
+        }
+        if self.q_heads % self.kv_heads != 0 {
+            return Err(ConfigError::GroupRatio {
+                q_heads: self.q_heads,
+                kv_heads: self.kv_heads,
+            });
+        }
+        Ok(())
+    }
+
+    /// Query heads that share one KV head (`q_heads / kv_heads`).
+    ///
+    /// Meaningful only for a validated config.
+    #[must_use]
+    pub const fn group_size(&self) -> usize {
+        self.q_heads / self.kv_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_aether_is_valid_mqa() {
+        let c = HeadConfig::default_aether();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(
+            (c.q_heads, c.kv_heads, c.head_dim, c.window, c.block_size),
+            (4, 1, 32, 32, 16)
+        );
+        assert_eq!(c.global_tokens, [0]);
+        assert!(c.causal && c.log_stride && c.landmarks);
+        assert_eq!(c.backend, BackendKind::Sparse);
+    }
+
+    #[test]
+    fn each_rule_has_its_own_error_naming_the_field() {
+        let base = HeadConfig::default_aether();
+        let cases: [(fn(&mut HeadConfig), ConfigError, &str); 5] = [
+            (|c| c.q_heads = 0, ConfigError::ZeroQueryHeads, "q_heads"),
+            (
+                |c| c.kv_heads = 0,
+                ConfigError::ZeroKeyValueHeads,
+                "kv_heads",
+            ),
+            (|c| c.head_dim = 0, ConfigError::ZeroHeadDim, "head_dim"),
+            (
+                |c| c.block_size = 0,
+                ConfigError::ZeroBlockSize,
+                "block_size",
+            ),
+            (
+                |c| c.kv_heads = 3,
+                ConfigError::GroupRatio {
+                    q_heads: 4,
+                    kv_heads: 3,
+                },
+                "kv_heads",
+            ),
+        ];
+        for (mutate, expected, field) in cases {
+            let mut c = base.clone();
+            mutate(&mut c);
+            let err = c.validate().unwrap_err();
+            assert_eq!(err, expected);
+            assert_eq!(err.field(), field);
+            assert!(alloc::format!("{err}").contains(field));
+        }
+    }
+
+    #[test]
+    fn window_zero_is_valid() {
+        let c = HeadConfig {
+            window: 0,
+            ..HeadConfig::default_aether()
+        };
+        assert_eq!(c.validate(), Ok(()));
+    }
+}
