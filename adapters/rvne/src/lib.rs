@@ -1,0 +1,2 @@
+//! The .rvne weight format: zero-copy view, owned blob, file I/O
+#![no_std]

@@ -1,0 +1,2 @@
+//! Cross-crate integration tests: conformance suite, vectors, golden files
+#![no_std]
