@@ -154,7 +154,7 @@ fn ensure_target(target: &str) -> Result<(), Outcome> {
             return Err(Outcome::Skipped {
                 reason: format!("rustup not found, so target {target} cannot be added"),
                 install: Some(format!(
-                    "install rustup (https://rustup.rs), then `rustup target add {target}`"
+                    "get rustup from https://rustup.rs, then run `rustup target add {target}`"
                 )),
             });
         }

@@ -25,8 +25,8 @@ pub(crate) enum Outcome {
     Skipped {
         /// Why, in a phrase: "xtensa-lx106-elf-gcc not found".
         reason: String,
-        /// How to make the step runnable, when that is possible on this
-        /// machine. `Some` means the skip was avoidable, which `CI=true`
+        /// How to make the step runnable (a command or short instructions),
+        /// when that is possible on this machine. `Some` means the skip was avoidable, which `CI=true`
         /// turns into a failure (SPEC §7).
         install: Option<String>,
     },
@@ -107,13 +107,13 @@ pub(crate) fn run_all(task: &str, steps: &[Step], policy: SkipPolicy) -> ExitCod
             } if policy == SkipPolicy::FailInstallable => {
                 failed.push(step.name.as_str());
                 println!(
-                    "FAILED: skipped under CI=true although installable: {reason}; install: {install}"
+                    "FAILED: skipped, but CI=true requires installable tools: {reason}; to install: {install}"
                 );
             }
             Outcome::Skipped { reason, install } => {
                 skipped += 1;
                 match install {
-                    Some(install) => println!("skipped: {reason}; install: {install}"),
+                    Some(install) => println!("skipped: {reason}; to install: {install}"),
                     None => println!("skipped: {reason}"),
                 }
             }
