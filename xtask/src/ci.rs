@@ -92,6 +92,9 @@ fn steps() -> Vec<Step> {
         }),
     ];
     steps.extend(NO_STD_TARGETS.iter().map(|&target| no_std(target)));
+    // A new check is one `steps.push(...)`: `Step::command` when a single
+    // command decides it, `Step::new` when it must first find or install a
+    // tool (returning `Outcome::Skipped` with the install command if it can't).
     steps
 }
 
