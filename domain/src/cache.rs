@@ -169,7 +169,7 @@ impl KvCache {
                 capacity: self.capacity,
             });
         }
-        if self.len % self.layout.block_size == 0 {
+        if self.len.is_multiple_of(self.layout.block_size) {
             self.block_key_sums.extend_from_slice(k);
             self.block_value_sums.extend_from_slice(v);
         } else {

@@ -99,7 +99,7 @@ impl HeadConfig {
         if self.block_size == 0 {
             return Err(ConfigError::ZeroBlockSize);
         }
-        if self.q_heads % self.kv_heads != 0 {
+        if !self.q_heads.is_multiple_of(self.kv_heads) {
             return Err(ConfigError::GroupRatio {
                 q_heads: self.q_heads,
                 kv_heads: self.kv_heads,
@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn each_rule_has_its_own_error_naming_the_field() {
         let base = HeadConfig::default_aether();
-        let cases: [(fn(&mut HeadConfig), ConfigError, &str); 5] = [
+        type Case = (fn(&mut HeadConfig), ConfigError, &'static str);
+        let cases: [Case; 5] = [
             (|c| c.q_heads = 0, ConfigError::ZeroQueryHeads, "q_heads"),
             (
                 |c| c.kv_heads = 0,

@@ -12,7 +12,7 @@ pub const LANES: usize = 8;
 
 const LOG2_E: f32 = core::f32::consts::LOG2_E;
 /// ln 2 split into a part exact in f32 and the remainder (Cody–Waite).
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5 * 2^23: adding and subtracting it rounds an f32 to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
@@ -32,7 +32,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // t's low mantissa bits hold n + 2^22 + 2^23; rebuild 2^n from them.
     let n_int = (t.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
