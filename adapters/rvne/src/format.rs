@@ -1,0 +1,263 @@
+//! The fixed part of the wire format: constants, element type and header.
+//!
+//! Kept apart from the parser so the writer and the parser cannot disagree
+//! on a single offset: both encode and decode the 24-byte header through
+//! [`Header::encode`] and [`Header::decode_fields`] below, and validate it
+//! through [`Header::validate`].
+
+use crate::error::RvneError;
+use crate::layout::Layout;
+
+/// The magic number at offset 0, a little-endian `u32` (SPEC §5).
+///
+/// It spells "RVNE" when the `u32` is read most-significant byte first;
+/// because the field is little-endian, the four bytes on disk are
+/// `45 4E 56 52` (ASCII "ENVR"), exactly as the prototype wrote them.
+pub const MAGIC: u32 = 0x5256_4E45;
+
+/// The only format version this crate reads and writes.
+pub const VERSION: u16 = 1;
+
+/// Bytes of fixed header before the weights.
+pub const HEADER_LEN: usize = 24;
+
+/// Bytes of CRC after the weights.
+pub const FOOTER_LEN: usize = 4;
+
+/// The shortest possible blob: header plus CRC, no weights.
+pub const MIN_BLOB_LEN: usize = HEADER_LEN + FOOTER_LEN;
+
+/// The longest possible blob: `weights_len` is a `u32`.
+pub const MAX_BLOB_LEN: u64 = MIN_BLOB_LEN as u64 + u32::MAX as u64;
+
+/// Flag bit 0: the weights are little-endian IEEE binary16, else binary32.
+pub const FLAG_F16: u8 = 0x01;
+
+/// Flag bits 1–7: reserved for future optional fields; must be zero.
+pub const RESERVED_FLAG_BITS: u8 = !FLAG_F16;
+
+/// How each weight is stored in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElementType {
+    /// Little-endian IEEE 754 binary32 (4 bytes per weight).
+    F32,
+    /// Little-endian IEEE 754 binary16 (2 bytes per weight); read back as
+    /// `f32` exactly (every f16 is an f32).
+    F16,
+}
+
+impl ElementType {
+    /// Bytes per weight.
+    #[must_use]
+    pub const fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 => 2,
+        }
+    }
+
+    /// The element type a (reserved-bit-free) flags byte selects.
+    const fn from_flags(flags: u8) -> Self {
+        if flags & FLAG_F16 == 0 {
+            Self::F32
+        } else {
+            Self::F16
+        }
+    }
+
+    /// The flags byte that selects this element type.
+    #[cfg(feature = "alloc")]
+    const fn flags(self) -> u8 {
+        match self {
+            Self::F32 => 0,
+            Self::F16 => FLAG_F16,
+        }
+    }
+}
+
+/// The model shape and element type a blob declares (SPEC §4, §5).
+///
+/// Fields are `u16` as on the wire, so no `Header` can hold a value the
+/// format cannot carry. A `Header` may be invalid (say, `n_layers == 0`);
+/// [`Header::validate`] and everything that writes or parses a blob reject
+/// such headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// D: features per input frame.
+    pub input_dim: u16,
+    /// Hq: query heads.
+    pub n_q_heads: u16,
+    /// Hkv: key/value heads; divides `n_q_heads`.
+    pub n_kv_heads: u16,
+    /// d: features per head.
+    pub head_dim: u16,
+    /// L: attention layers.
+    pub n_layers: u16,
+    /// C: output classes.
+    pub n_classes: u16,
+    /// How the weights are stored.
+    pub element_type: ElementType,
+}
+
+impl Header {
+    /// The default AETHER shape (SPEC §4): D 16, Hq 4, Hkv 1 (MQA), d 32,
+    /// L 2, C 4 — 10,304 weights, a 41,244-byte blob in f32.
+    #[must_use]
+    pub const fn default_aether(element_type: ElementType) -> Self {
+        Self {
+            input_dim: 16,
+            n_q_heads: 4,
+            n_kv_heads: 1,
+            head_dim: 32,
+            n_layers: 2,
+            n_classes: 4,
+            element_type,
+        }
+    }
+
+    /// Checks the SPEC §5 header rules, in SPEC order: non-zero dimensions
+    /// (`input_dim`, `n_q_heads`, `n_kv_heads`, `head_dim`, in that order),
+    /// `n_q_heads % n_kv_heads == 0`, `n_layers >= 1`, `n_classes >= 2`.
+    ///
+    /// # Errors
+    ///
+    /// [`RvneError::ZeroDimension`] naming the first zero field,
+    /// [`RvneError::GroupRatio`], [`RvneError::NoLayers`] or
+    /// [`RvneError::TooFewClasses`], whichever rule fails first.
+    pub const fn validate(&self) -> Result<(), RvneError> {
+        let dims = [
+            ("input_dim", self.input_dim),
+            ("n_q_heads", self.n_q_heads),
+            ("n_kv_heads", self.n_kv_heads),
+            ("head_dim", self.head_dim),
+        ];
+        let mut i = 0;
+        while i < dims.len() {
+            if dims[i].1 == 0 {
+                return Err(RvneError::ZeroDimension { field: dims[i].0 });
+            }
+            i += 1;
+        }
+        if !self.n_q_heads.is_multiple_of(self.n_kv_heads) {
+            return Err(RvneError::GroupRatio {
+                n_q_heads: self.n_q_heads,
+                n_kv_heads: self.n_kv_heads,
+            });
+        }
+        if self.n_layers == 0 {
+            return Err(RvneError::NoLayers);
+        }
+        if self.n_classes < 2 {
+            return Err(RvneError::TooFewClasses {
+                n_classes: self.n_classes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates the header and computes where each matrix sits in the body.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Header::validate`] error, or [`RvneError::SizeOverflow`] when
+    /// the weight count does not fit in `usize`.
+    pub const fn layout(&self) -> Result<Layout, RvneError> {
+        if let Err(e) = self.validate() {
+            return Err(e);
+        }
+        Layout::new(self)
+    }
+
+    /// Number of weights the shape has (SPEC §4).
+    ///
+    /// # Errors
+    ///
+    /// As [`Header::layout`].
+    pub const fn weight_count(&self) -> Result<usize, RvneError> {
+        match self.layout() {
+            Ok(layout) => Ok(layout.weight_count()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes of weights the shape has in this element type: the value
+    /// `weights_len` must hold.
+    ///
+    /// # Errors
+    ///
+    /// As [`Header::layout`]; [`RvneError::SizeOverflow`] also when the byte
+    /// count does not fit in `usize`.
+    pub const fn weights_len(&self) -> Result<usize, RvneError> {
+        match self.weight_count() {
+            Ok(count) => match count.checked_mul(self.element_type.size()) {
+                Some(bytes) => Ok(bytes),
+                None => Err(RvneError::SizeOverflow),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Total blob length for this header: 28 + `weights_len`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Header::weights_len`]; [`RvneError::SizeOverflow`] also when
+    /// `weights_len` does not fit the `u32` wire field or the total does not
+    /// fit in `usize`.
+    pub const fn blob_len(&self) -> Result<usize, RvneError> {
+        match self.weights_len() {
+            Ok(bytes) => {
+                if bytes > u32::MAX as usize {
+                    return Err(RvneError::SizeOverflow);
+                }
+                match bytes.checked_add(MIN_BLOB_LEN) {
+                    Some(total) => Ok(total),
+                    None => Err(RvneError::SizeOverflow),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The 24 header bytes for this header and a `weights_len`.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn encode(&self, weights_len: u32) -> [u8; HEADER_LEN] {
+        let mut out = [0_u8; HEADER_LEN];
+        out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        out[6] = self.element_type.flags();
+        out[7] = 0;
+        out[8..10].copy_from_slice(&self.input_dim.to_le_bytes());
+        out[10..12].copy_from_slice(&self.n_q_heads.to_le_bytes());
+        out[12..14].copy_from_slice(&self.n_kv_heads.to_le_bytes());
+        out[14..16].copy_from_slice(&self.head_dim.to_le_bytes());
+        out[16..18].copy_from_slice(&self.n_layers.to_le_bytes());
+        out[18..20].copy_from_slice(&self.n_classes.to_le_bytes());
+        out[20..24].copy_from_slice(&weights_len.to_le_bytes());
+        out
+    }
+
+    /// Reads the shape fields of a header whose magic, version and
+    /// reserved bits have already been checked. Does not validate.
+    pub(crate) const fn decode_fields(bytes: &[u8; HEADER_LEN]) -> Self {
+        Self {
+            input_dim: read_u16(bytes, 8),
+            n_q_heads: read_u16(bytes, 10),
+            n_kv_heads: read_u16(bytes, 12),
+            head_dim: read_u16(bytes, 14),
+            n_layers: read_u16(bytes, 16),
+            n_classes: read_u16(bytes, 18),
+            element_type: ElementType::from_flags(bytes[6]),
+        }
+    }
+}
+
+/// Little-endian `u16` at `at` in the fixed-size header.
+pub(crate) const fn read_u16(bytes: &[u8; HEADER_LEN], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// Little-endian `u32` at `at` in the fixed-size header.
+pub(crate) const fn read_u32(bytes: &[u8; HEADER_LEN], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
