@@ -1,0 +1,257 @@
+//! Model tests: a hand-computed one-layer case, prefill against streaming
+//! for every frame, and each typed error.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use aether_dense::DenseBackend;
+use aether_domain::{AttentionError, BackendKind, HeadConfig};
+use aether_reference::ReferenceBackend;
+use aether_rvne::{DEFAULT_SEED, ElementType, Header, RvneBlob};
+
+use super::*;
+
+/// f32 model outputs after two layers of projections (~100 multiply-adds
+/// per value) and attention: a few ulp of 1, far below 1e-5.
+const TOLERANCE: f32 = 1e-5;
+
+fn aether_config(backend: BackendKind) -> HeadConfig {
+    HeadConfig {
+        backend,
+        ..HeadConfig::default_aether()
+    }
+}
+
+fn frames(n: usize, input_dim: usize, seed: u32) -> Vec<f32> {
+    (0..n * input_dim)
+        .map(|i| {
+            let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+            (x as f32 / (1u32 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// D 2, one head of dim 1, one layer, 2 classes, two frames: every number
+/// written out.
+#[test]
+fn one_layer_by_hand() {
+    let header = Header {
+        input_dim: 2,
+        n_q_heads: 1,
+        n_kv_heads: 1,
+        head_dim: 1,
+        n_layers: 1,
+        n_classes: 2,
+        element_type: ElementType::F32,
+    };
+    // Wq [2][1], Wk [2][1], Wv [2][1], Wo [1][2], Wc [2][2].
+    let weights = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, -0.5, 1.0, 2.0, 3.0, 4.0];
+    let blob = RvneBlob::from_f32_weights(header, &weights).unwrap();
+    let config = HeadConfig {
+        q_heads: 1,
+        kv_heads: 1,
+        head_dim: 1,
+        window: 4,
+        ..HeadConfig::default_aether()
+    };
+    let model = TemporalModel::new(blob.view(), ReferenceBackend::new(config).unwrap()).unwrap();
+    let x = [1.0f32, 2.0, 3.0, 5.0];
+    // Frame 1: q = 3, keys (frame 0: 2, frame 1: 5), values (3, 8); scale 1.
+    let (w0, w1) = (libm::exp(6.0f64), libm::exp(15.0f64));
+    let attended = (3.0 * w0 + 8.0 * w1) / (w0 + w1);
+    let x1 = [3.0 + 0.5 * attended, 5.0 - 0.5 * attended];
+    let expected = [x1[0] + 3.0 * x1[1], 2.0 * x1[0] + 4.0 * x1[1]];
+    let logits = model.classify(&x).unwrap();
+    for (got, want) in logits.iter().zip(expected) {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-4,
+            "{logits:?} vs {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn streaming_equals_prefill_at_every_frame() {
+    for element_type in [ElementType::F32, ElementType::F16] {
+        let blob = RvneBlob::random(Header::default_aether(element_type), DEFAULT_SEED).unwrap();
+        let x = frames(70, 16, 3);
+        let reference = ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap();
+        let dense = DenseBackend::new(aether_config(BackendKind::Dense)).unwrap();
+        let by_reference = TemporalModel::new(blob.view(), reference).unwrap();
+        let by_dense = TemporalModel::new(blob.view(), dense).unwrap();
+        let mut stream = by_reference.stream(70).unwrap();
+        let mut streamed = vec![0.0; 4];
+        for t in 0..70 {
+            by_reference
+                .push(&mut stream, &x[t * 16..(t + 1) * 16], &mut streamed)
+                .unwrap();
+            let prefill = by_reference.classify(&x[..(t + 1) * 16]).unwrap();
+            let err = max_abs_diff(&streamed, &prefill);
+            assert!(err <= TOLERANCE, "{element_type:?} frame {t}: {err}");
+            assert!(streamed.iter().all(|l| l.is_finite()));
+        }
+        assert_eq!(stream.len(), 70);
+        // With W 32 >= N-1 for the first 33 frames, sparse-pattern logits equal dense.
+        let short = &x[..33 * 16];
+        let err = max_abs_diff(
+            &by_reference.classify(short).unwrap(),
+            &by_dense.classify(short).unwrap(),
+        );
+        assert!(
+            err <= TOLERANCE,
+            "{element_type:?} reference vs dense: {err}"
+        );
+        // Beyond the window the pattern differs from dense, so must the logits.
+        let long_gap = max_abs_diff(
+            &by_reference.classify(&x).unwrap(),
+            &by_dense.classify(&x).unwrap(),
+        );
+        assert!(long_gap > TOLERANCE, "sparse pattern should matter at N 70");
+    }
+}
+
+#[test]
+fn blob_heads_must_match_the_config() {
+    let blob = RvneBlob::random(Header::default_aether(ElementType::F32), 1).unwrap();
+    let config = HeadConfig {
+        kv_heads: 2,
+        ..aether_config(BackendKind::Reference)
+    };
+    let err = TemporalModel::new(blob.view(), ReferenceBackend::new(config).unwrap()).unwrap_err();
+    assert_eq!(
+        err,
+        ModelError::HeadMismatch {
+            blob_q: 4,
+            blob_kv: 1,
+            blob_dim: 32,
+            config_q: 4,
+            config_kv: 2,
+            config_dim: 32
+        }
+    );
+}
+
+#[test]
+fn non_finite_weights_are_refused() {
+    // The writer refuses NaN, so forge the bytes: patch weight 123 and
+    // re-seal the CRC, as a hostile or buggy exporter could.
+    let header = Header::default_aether(ElementType::F32);
+    let mut bytes = RvneBlob::random(header, 1).unwrap().into_bytes();
+    let at = 24 + 123 * 4;
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    let view = aether_rvne::RvneView::parse(&bytes).unwrap();
+    let backend = ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap();
+    assert_eq!(
+        TemporalModel::new(view, backend).unwrap_err(),
+        ModelError::NonFiniteWeight { index: 123 }
+    );
+}
+
+#[test]
+fn bad_frames_and_buffers_are_typed_errors_and_leave_the_stream() {
+    let blob = RvneBlob::random(Header::default_aether(ElementType::F32), 1).unwrap();
+    let backend = ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap();
+    let model = TemporalModel::new(blob.view(), backend).unwrap();
+    assert_eq!(
+        model.classify(&[0.0; 17]).unwrap_err(),
+        ModelError::FrameLength {
+            len: 17,
+            input_dim: 16
+        }
+    );
+    assert_eq!(
+        model.classify(&[]).unwrap_err(),
+        ModelError::FrameLength {
+            len: 0,
+            input_dim: 16
+        }
+    );
+    let mut bad = frames(2, 16, 1);
+    bad[20] = f32::INFINITY;
+    assert_eq!(
+        model.classify(&bad).unwrap_err(),
+        ModelError::NonFiniteFrame { index: 20 }
+    );
+    let mut logits = [0.0; 3];
+    assert_eq!(
+        model
+            .classify_into(&frames(1, 16, 1), &mut logits)
+            .unwrap_err(),
+        ModelError::LogitsLength {
+            expected: 4,
+            actual: 3
+        }
+    );
+
+    let mut stream = model.stream(2).unwrap();
+    let mut logits = [0.0; 4];
+    let frame = frames(1, 16, 9);
+    model.push(&mut stream, &frame, &mut logits).unwrap();
+    model.push(&mut stream, &frame, &mut logits).unwrap();
+    let before = logits;
+    assert_eq!(
+        model.push(&mut stream, &frame, &mut logits).unwrap_err(),
+        ModelError::Attention(AttentionError::CacheFull { capacity: 2 })
+    );
+    assert_eq!(
+        stream.len(),
+        2,
+        "a refused push appends nothing to any layer"
+    );
+    assert_eq!(logits, before);
+    let mut nan_frame = frame.clone();
+    nan_frame[0] = f32::NAN;
+    stream.clear();
+    assert_eq!(
+        model
+            .push(&mut stream, &nan_frame, &mut logits)
+            .unwrap_err(),
+        ModelError::NonFiniteFrame { index: 0 }
+    );
+    assert!(stream.is_empty());
+
+    let one_layer = Header {
+        n_layers: 1,
+        ..Header::default_aether(ElementType::F32)
+    };
+    let other_blob = RvneBlob::random(one_layer, 1).unwrap();
+    let other = TemporalModel::new(
+        other_blob.view(),
+        ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
+    )
+    .unwrap();
+    let mut foreign = other.stream(4).unwrap();
+    assert_eq!(
+        model.push(&mut foreign, &frame, &mut logits).unwrap_err(),
+        ModelError::ForeignStream {
+            expected: 2,
+            actual: 1
+        }
+    );
+}
+
+#[test]
+fn non_causal_heads_cannot_stream() {
+    let blob = RvneBlob::random(Header::default_aether(ElementType::F32), 1).unwrap();
+    let config = HeadConfig {
+        causal: false,
+        ..aether_config(BackendKind::Reference)
+    };
+    let model = TemporalModel::new(blob.view(), ReferenceBackend::new(config).unwrap()).unwrap();
+    assert_eq!(
+        model.stream(8).unwrap_err(),
+        ModelError::Attention(AttentionError::StepNotCausal)
+    );
+    assert_eq!(model.classify(&frames(3, 16, 2)).unwrap().len(), 4);
+}
