@@ -27,6 +27,8 @@ use alloc::vec::Vec;
 use aether_domain::numerics::{self, LANES};
 use aether_domain::{AttentionError, KvCache, Tensor, TensorView};
 
+use crate::lanes::Lanes;
+
 /// Keys per tile. 32 keys amortise the per-tile max/rescale work over
 /// `32 * R` dot products while the tile's scores (`R * 32` floats) still fit
 /// in a few hundred bytes of stack.
@@ -39,9 +41,6 @@ pub(crate) const BLOCK_ROWS: usize = 8;
 
 /// Lane groups per tile.
 const KEY_CHUNKS: usize = TILE / LANES;
-
-/// One vector's worth of values.
-pub(crate) type Lanes = [f32; LANES];
 
 /// The scores (later the weights) of one row over one tile, lane-grouped.
 type TileRow = [Lanes; KEY_CHUNKS];
@@ -89,37 +88,29 @@ impl<const R: usize> OnlineSoftmax<R> {
         let mut alpha = [1.0f32; R];
         for r in 0..R {
             let row = &mut scores[r];
-            let mut lane_max = [f32::NEG_INFINITY; LANES];
+            let mut lane_max = Lanes::NEG_INFINITY;
             for chunk in row.iter() {
-                for lane in 0..LANES {
-                    // A select, not f32::max, so it vectorises without NaN rules.
-                    lane_max[lane] = if chunk[lane] > lane_max[lane] {
-                        chunk[lane]
-                    } else {
-                        lane_max[lane]
-                    };
-                }
+                lane_max = lane_max.max(*chunk);
             }
-            let mut new_max = self.max[r];
-            for m in lane_max {
-                new_max = if m > new_max { m } else { new_max };
-            }
+            let tile_max = lane_max.horizontal_max();
+            let new_max = if tile_max > self.max[r] {
+                tile_max
+            } else {
+                self.max[r]
+            };
             if new_max == f32::NEG_INFINITY {
                 // Every key so far is masked for this row (cannot happen for
                 // a valid limit, but keeps the arithmetic free of inf - inf).
-                *row = [[0.0; LANES]; KEY_CHUNKS];
+                *row = [Lanes::ZERO; KEY_CHUNKS];
                 continue;
             }
             alpha[r] = numerics::exp(self.max[r] - new_max);
-            let mut lane_sum = [0.0f32; LANES];
+            let mut lane_sum = Lanes::ZERO;
             for chunk in row.iter_mut() {
-                for lane in 0..LANES {
-                    let weight = numerics::exp(chunk[lane] - new_max);
-                    chunk[lane] = weight;
-                    lane_sum[lane] += weight;
-                }
+                *chunk = chunk.exp_minus(new_max);
+                lane_sum = lane_sum.add(*chunk);
             }
-            self.sum[r] = self.sum[r] * alpha[r] + horizontal_sum(lane_sum);
+            self.sum[r] = self.sum[r] * alpha[r] + lane_sum.horizontal_sum();
             self.max[r] = new_max;
         }
         alpha
@@ -131,26 +122,12 @@ impl<const R: usize> OnlineSoftmax<R> {
     }
 }
 
-#[inline(always)]
-fn horizontal_sum(lanes: Lanes) -> f32 {
-    let mut sum = 0.0;
-    for x in lanes {
-        sum += x;
-    }
-    sum
-}
-
 /// Sets the scores of keys after each row's limit to `-inf`.
 #[inline(always)]
 fn mask<const R: usize>(scores: &mut [TileRow; R], first_key: usize, limits: &[usize; R]) {
     for r in 0..R {
         for (chunk_index, chunk) in scores[r].iter_mut().enumerate() {
-            for (lane, score) in chunk.iter_mut().enumerate() {
-                let key = first_key + chunk_index * LANES + lane;
-                if key > limits[r] {
-                    *score = f32::NEG_INFINITY;
-                }
-            }
+            *chunk = chunk.mask_after(first_key + chunk_index * LANES, limits[r]);
         }
     }
 }
@@ -176,7 +153,7 @@ fn try_resize(buffer: &mut Vec<Lanes>, len: usize) -> Result<(), AttentionError>
         .map_err(|_| AttentionError::OutOfMemory {
             bytes: len.saturating_mul(core::mem::size_of::<Lanes>()),
         })?;
-    buffer.resize(len, [0.0; LANES]);
+    buffer.resize(len, Lanes::ZERO);
     Ok(())
 }
 
@@ -240,17 +217,17 @@ impl PackedHead {
     fn fill(&mut self, k: TensorView<'_>, v: TensorView<'_>, kv_head: usize, head: &Head) {
         let dim = head.dim;
         let dim_chunks = head.dim_chunks();
-        self.keys.fill([0.0; LANES]);
-        self.values.fill([0.0; LANES]);
+        self.keys.fill(Lanes::ZERO);
+        self.values.fill(Lanes::ZERO);
         for j in 0..k.seq() {
             let (tile, in_tile) = (j / TILE, j % TILE);
             let key_base = (tile * KEY_CHUNKS + in_tile / LANES) * dim;
             for (d, &x) in k.row(j, kv_head).iter().enumerate() {
-                self.keys[key_base + d][in_tile % LANES] = x;
+                self.keys[key_base + d].0[in_tile % LANES] = x;
             }
             for (d, &x) in v.row(j, kv_head).iter().enumerate() {
                 let chunk = tile * dim_chunks + d / LANES;
-                self.values[chunk * TILE + in_tile][d % LANES] = x;
+                self.values[chunk * TILE + in_tile].0[d % LANES] = x;
             }
         }
     }
@@ -274,15 +251,13 @@ impl PackedHead {
 #[inline(always)]
 fn packed_scores<const R: usize>(key_tile: &[Lanes], queries: &[[f32; R]]) -> [TileRow; R] {
     let dim = queries.len();
-    let mut scores = [[[0.0f32; LANES]; KEY_CHUNKS]; R];
+    let mut scores = [[Lanes::ZERO; KEY_CHUNKS]; R];
     for chunk in 0..KEY_CHUNKS {
         let keys = &key_tile[chunk * dim..(chunk + 1) * dim];
-        let mut acc = [[0.0f32; LANES]; R];
-        for (key, query) in keys.iter().zip(queries) {
+        let mut acc = [Lanes::ZERO; R];
+        for (&key, query) in keys.iter().zip(queries) {
             for r in 0..R {
-                for lane in 0..LANES {
-                    acc[r][lane] += query[r] * key[lane];
-                }
+                acc[r] = acc[r].add_scaled(query[r], key);
             }
         }
         for r in 0..R {
@@ -305,19 +280,11 @@ fn accumulate_packed<const R: usize>(
 ) {
     let (value_chunks, _) = value_tile.as_chunks::<TILE>();
     for (chunk, values) in value_chunks.iter().enumerate().take(dim_chunks) {
-        let mut acc = [[0.0f32; LANES]; R];
-        for r in 0..R {
-            let stored = accumulators[r * dim_chunks + chunk];
-            for lane in 0..LANES {
-                acc[r][lane] = stored[lane] * alpha[r];
-            }
-        }
-        for (j, value) in values.iter().enumerate() {
+        let mut acc: [Lanes; R] =
+            core::array::from_fn(|r| accumulators[r * dim_chunks + chunk].scale(alpha[r]));
+        for (j, &value) in values.iter().enumerate() {
             for r in 0..R {
-                let weight = weights[r][j / LANES][j % LANES];
-                for lane in 0..LANES {
-                    acc[r][lane] += weight * value[lane];
-                }
+                acc[r] = acc[r].add_scaled(weights[r][j / LANES].0[j % LANES], value);
             }
         }
         for r in 0..R {
@@ -338,7 +305,7 @@ fn attend_block<const R: usize>(
     dim_chunks: usize,
 ) -> [f32; R] {
     let dim = queries.len();
-    accumulators.fill([0.0; LANES]);
+    accumulators.fill(Lanes::ZERO);
     let mut softmax = OnlineSoftmax::<R>::new();
     let last = limits.iter().copied().max().unwrap_or(0);
     let first_limit = limits.iter().copied().min().unwrap_or(0);
@@ -389,8 +356,9 @@ fn prefill_block<const R: usize>(
     let inverse = attend_block::<R>(&scratch.packed, queries, limits, accumulators, dim_chunks);
     for (r, inverse) in inverse.iter().enumerate() {
         let (position, query_head) = locate(first_row + r);
-        let acc = accumulators[r * dim_chunks..(r + 1) * dim_chunks].as_flattened();
-        for (o, &a) in out.row_mut(position, query_head).iter_mut().zip(acc) {
+        let acc = &accumulators[r * dim_chunks..(r + 1) * dim_chunks];
+        let acc = acc.iter().flat_map(|lanes| lanes.0);
+        for (o, a) in out.row_mut(position, query_head).iter_mut().zip(acc) {
             *o = a * inverse;
         }
     }
@@ -440,11 +408,11 @@ fn step_rows<const R: usize>(
     let mut first_key = 0;
     while first_key < len {
         let count = TILE.min(len - first_key);
-        let mut scores = [[[f32::NEG_INFINITY; LANES]; KEY_CHUNKS]; R];
+        let mut scores = [[Lanes::NEG_INFINITY; KEY_CHUNKS]; R];
         for j in 0..count {
             let key = cache.key(first_key + j, kv_head);
             for r in 0..R {
-                scores[r][j / LANES][j % LANES] = numerics::dot(queries[r], key) * head.scale;
+                scores[r][j / LANES].0[j % LANES] = numerics::dot(queries[r], key) * head.scale;
             }
         }
         let alpha = softmax.absorb(&mut scores);
@@ -454,7 +422,7 @@ fn step_rows<const R: usize>(
         for j in 0..count {
             let value = cache.value(first_key + j, kv_head);
             for (r, row) in out.chunks_exact_mut(dim).enumerate() {
-                numerics::axpy(row, scores[r][j / LANES][j % LANES], value);
+                numerics::axpy(row, scores[r][j / LANES].0[j % LANES], value);
             }
         }
         first_key += count;

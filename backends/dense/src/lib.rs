@@ -22,6 +22,7 @@ extern crate alloc;
 
 mod dispatch;
 mod kernel;
+mod lanes;
 
 use aether_domain::{
     AttentionBackend, AttentionError, ConfigError, HeadConfig, KvCache, Tensor, TensorView, check,
