@@ -68,3 +68,7 @@ pub use blob::RvneBlob;
 
 #[cfg(feature = "std")]
 pub use file::FileError;
+
+// The in-crate tests use std (timing, proptest); the no_std build has none.
+#[cfg(all(test, feature = "std"))]
+mod tests;
