@@ -282,11 +282,14 @@ fn a_header_prefix_without_room_for_the_crc_is_too_short() {
     );
 }
 
+/// Breaks one check of a blob in place.
+type Corruption = fn(&mut Vec<u8>);
+
 /// One corruption per check, in SPEC order. Each breaks exactly its own
 /// check and leaves the earlier ones passing, so applying any set of them
 /// (latest first, so an earlier one wins where two touch the same field)
 /// must report the earliest.
-const CORRUPTIONS: [(&str, fn(&mut Vec<u8>)); 13] = [
+const CORRUPTIONS: [(&str, Corruption); 13] = [
     ("TooShort", |b| b.truncate(27)),
     ("BadMagic", |b| b[0] ^= 0xFF),
     ("UnsupportedVersion", |b| b[4] = 2),
