@@ -8,9 +8,9 @@
 //! every key `j <= i`, non-causal queries to every key.
 //!
 //! The computation is flash-attention style online softmax over tiles of
-//! keys ([`kernel`]), so memory stays `O(N * heads * head_dim)` and no score
-//! matrix is ever built; on `x86_64` the same kernel also runs with AVX2 when
-//! the CPU has it ([`dispatch`]).
+//! keys ([`prefill`], [`decode`]), so memory stays `O(N * heads *
+//! head_dim)` and no score matrix is ever built; on `x86_64` the same
+//! kernels also run with AVX2 when the CPU has it ([`dispatch`]).
 //!
 //! **Invariant:** inputs are validated with `aether_domain::check` before
 //! any work, and a streaming step touches the cache only through
@@ -20,21 +20,38 @@
 
 extern crate alloc;
 
+mod decode;
 mod dispatch;
-mod kernel;
 mod lanes;
+mod prefill;
 
 use aether_domain::{
     AttentionBackend, AttentionError, ConfigError, HeadConfig, KvCache, Tensor, TensorView, check,
 };
 
-use crate::kernel::{Head, Scratch};
+use crate::dispatch::Isa;
 
 /// Exact (dense) attention for one [`HeadConfig`], MHA or GQA/MQA, causal or
 /// not, prefill and streaming decode.
 #[derive(Debug, Clone)]
 pub struct DenseBackend {
     config: HeadConfig,
+    /// Which copy of the kernel runs, chosen once from the CPU's features.
+    isa: Isa,
+}
+
+/// What the kernels need to know about the head, copied out of the config
+/// so the hot loops see plain numbers.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// `q_heads / kv_heads`.
+    group: usize,
+    /// Values per head.
+    dim: usize,
+    /// Causal masking.
+    causal: bool,
+    /// `1 / sqrt(dim)`.
+    scale: f32,
 }
 
 impl DenseBackend {
@@ -45,7 +62,19 @@ impl DenseBackend {
     /// `kv_heads` not dividing `q_heads`).
     pub fn new(config: HeadConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self { config })
+        Ok(Self {
+            config,
+            isa: Isa::best(),
+        })
+    }
+
+    /// This backend running `isa`'s copy of the kernels (tests compare them).
+    #[cfg(test)]
+    fn with_isa(&self, isa: Isa) -> Self {
+        Self {
+            config: self.config.clone(),
+            isa,
+        }
     }
 
     /// The kernel's view of the (validated) config.
@@ -77,10 +106,7 @@ impl AttentionBackend for DenseBackend {
         if q.seq() == 0 {
             return Ok(out);
         }
-        let mut scratch = Scratch::try_new(q.seq(), &head)?;
-        for kv_head in 0..self.config.kv_heads {
-            dispatch::prefill_head(&head, q, k, v, kv_head, &mut scratch, &mut out);
-        }
+        dispatch::prefill(self.isa, &head, q, k, v, &mut out)?;
         Ok(out)
     }
 
@@ -94,7 +120,7 @@ impl AttentionBackend for DenseBackend {
     ) -> Result<(), AttentionError> {
         check::step(&self.config, q, k, v, cache, out)?;
         cache.append(k.as_slice(), v.as_slice())?;
-        dispatch::step(&self.head(), q.as_slice(), cache, out);
+        dispatch::step(self.isa, &self.head(), q.as_slice(), cache, out);
         Ok(())
     }
 }

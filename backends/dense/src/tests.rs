@@ -16,8 +16,7 @@ use aether_domain::{
 };
 
 use crate::DenseBackend;
-use crate::dispatch;
-use crate::kernel::Scratch;
+use crate::dispatch::Isa;
 
 /// f32 kernel vs f64 oracle: scores are sums of up to a few hundred f32
 /// products and the softmax is renormalised per tile, so a few ulp of
@@ -308,43 +307,59 @@ fn grouped_query_equals_multi_head_with_replicated_kv() {
     }
 }
 
-/// Whatever `dispatch` picks (AVX2 on most x86_64 hosts) agrees with the
-/// portable copy of the kernel.
+/// Every copy of the kernel this CPU can run (portable, AVX2)
+/// agrees with the f64 oracle, in prefill and in streaming.
 #[test]
-fn dispatched_kernel_matches_portable_kernel() {
+fn every_supported_instruction_set_matches_the_oracle() {
     let (q_heads, kv_heads, dim, n) = (4, 2, 20, 67);
-    let backend = DenseBackend::new(config(q_heads, kv_heads, dim, true)).unwrap();
-    let head = backend.head();
+    let config = config(q_heads, kv_heads, dim, true);
+    let default = DenseBackend::new(config.clone()).unwrap();
     let q = tensor(n, q_heads, dim, 21);
     let k = tensor(n, kv_heads, dim, 22);
     let v = tensor(n, kv_heads, dim, 23);
-    let dispatched = backend.forward(q.view(), k.view(), v.view()).unwrap();
-    let mut portable = Tensor::zeros(n, q_heads, dim).unwrap();
-    let mut scratch = Scratch::try_new(n, &head).unwrap();
-    for kv_head in 0..kv_heads {
-        dispatch::portable::prefill_head(
-            &head,
-            q.view(),
-            k.view(),
-            v.view(),
-            kv_head,
-            &mut scratch,
-            &mut portable,
+    let expected = oracle(&config, &q, &k, &v);
+    for &isa in Isa::ALL.iter().filter(|isa| isa.is_supported()) {
+        let backend = default.with_isa(isa);
+        let out = backend.forward(q.view(), k.view(), v.view()).unwrap();
+        assert_close(
+            out.as_slice(),
+            &expected,
+            &alloc::format!("{isa:?} prefill"),
+        );
+        let mut cache = backend.make_cache(n).unwrap();
+        for i in 0..n {
+            let out = backend
+                .step(token(&q, i), token(&k, i), token(&v, i), &mut cache)
+                .unwrap();
+            let row = &expected[i * q_heads * dim..(i + 1) * q_heads * dim];
+            assert_close(out.as_slice(), row, &alloc::format!("{isa:?} step {i}"));
+        }
+    }
+}
+
+/// Asking for a copy the CPU cannot run falls back to the portable one
+/// instead of executing unsupported instructions.
+#[test]
+fn unsupported_instruction_set_falls_back() {
+    let backend = DenseBackend::new(config(2, 1, 8, true)).unwrap();
+    let q = tensor(5, 2, 8, 31);
+    let kv = tensor(5, 1, 8, 32);
+    let expected = backend
+        .with_isa(Isa::Portable)
+        .forward(q.view(), kv.view(), kv.view())
+        .unwrap();
+    for &isa in Isa::ALL {
+        let out = backend
+            .with_isa(isa)
+            .forward(q.view(), kv.view(), kv.view())
+            .unwrap();
+        assert_close(
+            out.as_slice(),
+            expected.as_slice(),
+            &alloc::format!("{isa:?}"),
         );
     }
-    assert_close(dispatched.as_slice(), portable.as_slice(), "prefill");
-
-    let mut cache = backend.make_cache(n).unwrap();
-    for j in 0..n {
-        cache.append(k.view().token(j), v.view().token(j)).unwrap();
-    }
-    let query = q.view().token(n - 1);
-    let mut stepped = vec![0.0; q_heads * dim];
-    let mut stepped_portable = vec![0.0; q_heads * dim];
-    dispatch::step(&head, query, &cache, &mut stepped);
-    dispatch::portable::step(&head, query, &cache, &mut stepped_portable);
-    assert_close(&stepped, &stepped_portable, "step");
-    assert_close(&stepped, dispatched.view().token(n - 1), "step vs prefill");
+    assert!(Isa::best().is_supported());
 }
 
 #[test]

@@ -1,0 +1,280 @@
+//! The prefill kernel: tiled online softmax (flash-attention style) with
+//! eight query rows in the lanes of each vector.
+//!
+//! Why it exists: exact attention needs every score of a query row, but not
+//! all at once. Keys are taken [`TILE`] at a time; a tile's scores live in
+//! a small stack array, each row's running max is updated once per tile,
+//! the earlier accumulator is rescaled once per tile, and the tile's
+//! weighted values are added. No `N x N` score matrix ever exists: memory
+//! is the output plus `O(N * head_dim)` of packed keys and values.
+//!
+//! Eight query rows that read the same KV head form a block and occupy the
+//! eight lanes of every vector: lane `r` of a score vector is row `r`'s
+//! score against one key. Rows are ordered position-major, then by head
+//! within the group, so for GQA/MQA a block holds the query heads sharing
+//! one KV head (groups of up to eight in one pass), and for MHA eight
+//! consecutive positions. This layout makes every loaded key and value
+//! serve eight rows, and makes all the softmax bookkeeping (max, rescale
+//! factor, sum) plain lane-wise vector operations with no horizontal
+//! reductions; a tile's 32 exponentials are independent vector operations.
+//!
+//! Everything is `#[inline(always)]` straight-line code over [`Lanes`], so
+//! [`crate::dispatch`] can compile the same source for the baseline target
+//! and again inside an AVX2 `#[target_feature]` function.
+//!
+//! **Invariant:** a row's output is a convex combination of the values of
+//! exactly the keys `0..=limit` of that row (causal: `limit = i`); masked
+//! and padding keys get weight zero.
+
+use alloc::vec::Vec;
+
+use aether_domain::numerics::LANES;
+use aether_domain::{AttentionError, Tensor, TensorView};
+
+use crate::Head;
+use crate::lanes::Lanes;
+
+/// Keys per tile. 32 keys amortise the per-tile max and rescale over 256
+/// row-key pairs while a tile's scores (32 vectors, 1 KiB) stay in L1.
+pub(crate) const TILE: usize = 32;
+
+/// `$body` once for each listed index, as straight-line code.
+///
+/// Why not a `for` loop: LLVM's loop vectoriser may vectorise a short loop
+/// over keys or dims *across* its iterations (gathers and interleaved
+/// shuffles), which measured several times slower than the straight-line
+/// code the SLP vectoriser turns into one vector operation per iteration.
+/// Why not a closure: a closure with a large body (an 8-lane `exp`) may not
+/// be inlined, and then runs without the target features of its caller.
+macro_rules! unroll {
+    ([$($index:literal)*] $i:ident => $body:expr) => {{
+        $({
+            let $i = $index;
+            $body;
+        })*
+    }};
+}
+
+const _: () = assert!(
+    LANES == 8 && TILE.is_multiple_of(LANES),
+    "`unroll!` lists cover one vector"
+);
+
+/// Prefill scratch, allocated once per `forward` and reused for every KV
+/// head: one head's keys and values copied contiguous and zero-padded to
+/// whole tiles, plus one block's transposed queries and accumulators.
+#[derive(Debug)]
+pub(crate) struct Scratch {
+    /// `[tile * TILE + j][d]`.
+    keys: Vec<f32>,
+    /// `[tile * TILE + j][d]`.
+    values: Vec<f32>,
+    /// `[d]`, lane `r` = row `r`'s query value, pre-scaled by 1/sqrt(dim).
+    queries: Vec<Lanes>,
+    /// `[d]`, lane `r` = row `r`'s unnormalised output.
+    accumulators: Vec<Lanes>,
+}
+
+/// Sets `buffer` to `len` copies of `zero`, as a typed error rather than an
+/// abort when memory runs out.
+fn try_filled<T: Clone>(buffer: &mut Vec<T>, len: usize, zero: T) -> Result<(), AttentionError> {
+    buffer
+        .try_reserve_exact(len)
+        .map_err(|_| AttentionError::OutOfMemory {
+            bytes: len.saturating_mul(core::mem::size_of::<T>()),
+        })?;
+    buffer.resize(len, zero);
+    Ok(())
+}
+
+impl Scratch {
+    /// Scratch for `seq` tokens of `head`.
+    ///
+    /// # Errors
+    /// [`AttentionError::OutOfMemory`] when a buffer cannot be reserved (or
+    /// its size overflows).
+    pub(crate) fn try_new(seq: usize, head: &Head) -> Result<Self, AttentionError> {
+        let padded = seq
+            .div_ceil(TILE)
+            .checked_mul(TILE)
+            .and_then(|tokens| tokens.checked_mul(head.dim))
+            .ok_or(AttentionError::OutOfMemory { bytes: usize::MAX })?;
+        let mut scratch = Self {
+            keys: Vec::new(),
+            values: Vec::new(),
+            queries: Vec::new(),
+            accumulators: Vec::new(),
+        };
+        try_filled(&mut scratch.keys, padded, 0.0)?;
+        try_filled(&mut scratch.values, padded, 0.0)?;
+        try_filled(&mut scratch.queries, head.dim, Lanes::ZERO)?;
+        try_filled(&mut scratch.accumulators, head.dim, Lanes::ZERO)?;
+        Ok(scratch)
+    }
+
+    /// Copies KV head `kv_head` of `k` and `v` in (the padding stays zero).
+    fn pack(&mut self, k: TensorView<'_>, v: TensorView<'_>, kv_head: usize, dim: usize) {
+        let rows = self
+            .keys
+            .chunks_exact_mut(dim)
+            .zip(self.values.chunks_exact_mut(dim));
+        for (j, (key, value)) in rows.take(k.seq()).enumerate() {
+            key.copy_from_slice(k.row(j, kv_head));
+            value.copy_from_slice(v.row(j, kv_head));
+        }
+    }
+}
+
+/// Scores of the block's rows against the keys of one tile: `scores[j]`
+/// lane `r` = `q_r . k_j / sqrt(dim)` (the queries are pre-scaled).
+#[inline(always)]
+fn tile_scores(keys: &[f32], queries: &[Lanes], scores: &mut [Lanes; TILE]) {
+    let dim = queries.len();
+    for (pass, out) in scores.chunks_exact_mut(LANES).enumerate() {
+        let base = pass * LANES * dim;
+        let rows: [&[f32]; LANES] =
+            core::array::from_fn(|j| &keys[base + j * dim..base + (j + 1) * dim]);
+        let mut acc = [Lanes::ZERO; LANES];
+        for (d, &query) in queries.iter().enumerate() {
+            unroll!([0 1 2 3 4 5 6 7] j => acc[j] = acc[j].add_scaled(rows[j][d], query));
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+/// The running softmax state of a block's rows, one row per lane.
+struct OnlineSoftmax {
+    max: Lanes,
+    sum: Lanes,
+}
+
+impl OnlineSoftmax {
+    /// Turns a tile of scores (masked = `-inf`) into weights relative to
+    /// the updated running max; returns the factor that rescales what was
+    /// accumulated before.
+    #[inline(always)]
+    fn absorb(&mut self, scores: &mut [Lanes; TILE]) -> Lanes {
+        // Four independent chains, so the reduction is not one long
+        // dependency.
+        let mut maxima = [Lanes::NEG_INFINITY; 4];
+        for chunk in scores.chunks_exact(4) {
+            unroll!([0 1 2 3] c => maxima[c] = maxima[c].max(chunk[c]));
+        }
+        let tile_max = maxima[0].max(maxima[1]).max(maxima[2].max(maxima[3]));
+        let new_max = self.max.max(tile_max);
+        // From -inf (first tile) the factor is e^-inf = 0 and the sum is 0.
+        let shift = new_max.finite_or_zero();
+        let alpha = self.max.sub(shift).exp();
+        let mut sums = [Lanes::ZERO; 4];
+        for chunk in scores.chunks_exact_mut(4) {
+            unroll!([0 1 2 3] c => {
+                chunk[c] = chunk[c].sub(shift).exp();
+                sums[c] = sums[c].add(chunk[c]);
+            });
+        }
+        let tile_sum = sums[0].add(sums[1]).add(sums[2].add(sums[3]));
+        self.sum = self.sum.mul(alpha).add(tile_sum);
+        self.max = new_max;
+        alpha
+    }
+}
+
+/// `acc[d] = alpha * acc[d] + sum_j weights[j] * v_j[d]` over one tile,
+/// eight dims at a time so their accumulators stay in registers across the
+/// tile's keys.
+#[inline(always)]
+fn accumulate(values: &[f32], weights: &[Lanes; TILE], alpha: Lanes, accumulators: &mut [Lanes]) {
+    let dim = accumulators.len();
+    let mut chunks = accumulators.chunks_exact_mut(LANES);
+    for (chunk_index, chunk) in (&mut chunks).enumerate() {
+        let first = chunk_index * LANES;
+        let mut acc = [Lanes::ZERO; LANES];
+        unroll!([0 1 2 3 4 5 6 7] i => acc[i] = chunk[i].mul(alpha));
+        for (j, &weight) in weights.iter().enumerate() {
+            let value = &values[j * dim + first..j * dim + first + LANES];
+            unroll!([0 1 2 3 4 5 6 7] i => acc[i] = acc[i].add_scaled(value[i], weight));
+        }
+        chunk.copy_from_slice(&acc);
+    }
+    let first = dim - chunks.into_remainder().len();
+    for d in first..dim {
+        let mut acc = accumulators[d].mul(alpha);
+        for (j, &weight) in weights.iter().enumerate() {
+            acc = acc.add_scaled(values[j * dim + d], weight);
+        }
+        accumulators[d] = acc;
+    }
+}
+
+/// Attention of one block (rows in lanes; `limits[r]` = row `r`'s last
+/// visible key) over the packed head. Leaves the unnormalised outputs in
+/// `scratch.accumulators` and returns the per-row softmax denominators.
+#[inline(always)]
+fn attend_block(scratch: &mut Scratch, limits: &[usize; LANES]) -> Lanes {
+    let dim = scratch.queries.len();
+    scratch.accumulators.fill(Lanes::ZERO);
+    let mut softmax = OnlineSoftmax {
+        max: Lanes::NEG_INFINITY,
+        sum: Lanes::ZERO,
+    };
+    let last = limits.iter().copied().max().unwrap_or(0);
+    let first_limit = limits.iter().copied().min().unwrap_or(0);
+    let tile_len = TILE * dim;
+    for tile in 0..=last / TILE {
+        let keys = &scratch.keys[tile * tile_len..(tile + 1) * tile_len];
+        let values = &scratch.values[tile * tile_len..(tile + 1) * tile_len];
+        let mut scores = [Lanes::ZERO; TILE];
+        tile_scores(keys, &scratch.queries, &mut scores);
+        let first_key = tile * TILE;
+        if first_key + TILE - 1 > first_limit {
+            for (j, score) in scores.iter_mut().enumerate() {
+                *score = score.mask_rows_after(first_key + j, limits);
+            }
+        }
+        let alpha = softmax.absorb(&mut scores);
+        accumulate(values, &scores, alpha, &mut scratch.accumulators);
+    }
+    softmax.sum
+}
+
+/// Prefill of every query head that reads KV head `kv_head`, written to
+/// `out`: packs the head, then runs blocks of eight rows (row `t` is
+/// position `t / group`, query head `kv_head * group + t % group`; a short
+/// last block repeats its last row in the spare lanes and discards them).
+#[inline(always)]
+pub(crate) fn prefill_head(
+    head: &Head,
+    q: TensorView<'_>,
+    k: TensorView<'_>,
+    v: TensorView<'_>,
+    kv_head: usize,
+    scratch: &mut Scratch,
+    out: &mut Tensor,
+) {
+    scratch.pack(k, v, kv_head, head.dim);
+    let seq = q.seq();
+    let rows = seq * head.group;
+    let locate = |row: usize| (row / head.group, kv_head * head.group + row % head.group);
+    let mut first_row = 0;
+    while first_row < rows {
+        let count = LANES.min(rows - first_row);
+        let mut limits = [0usize; LANES];
+        for (r, limit) in limits.iter_mut().enumerate() {
+            let (position, query_head) = locate(first_row + r.min(count - 1));
+            *limit = if head.causal { position } else { seq - 1 };
+            for (query, &x) in scratch.queries.iter_mut().zip(q.row(position, query_head)) {
+                query.0[r] = x * head.scale;
+            }
+        }
+        let sums = attend_block(scratch, &limits);
+        for r in 0..count {
+            let (position, query_head) = locate(first_row + r);
+            let inverse = 1.0 / sums.0[r];
+            let row = out.row_mut(position, query_head);
+            for (o, acc) in row.iter_mut().zip(&scratch.accumulators) {
+                *o = acc.0[r] * inverse;
+            }
+        }
+        first_row += count;
+    }
+}
