@@ -398,3 +398,18 @@ fn error_messages_name_the_problem() {
         .is_format_error()
     );
 }
+
+#[test]
+fn committed_fuzz_seeds_are_valid_blobs() {
+    // The fuzzer starts from these; if they stopped parsing, it would spend
+    // its time rediscovering the header instead of exploring past it.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/parse");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("seed dir exists") {
+        let path = entry.expect("dir entry").path();
+        let blob = RvneBlob::read_file(&path).expect("seed parses");
+        assert!(blob.view().n_layers() >= 1, "{}", path.display());
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
