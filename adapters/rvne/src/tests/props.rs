@@ -78,7 +78,7 @@ fn seal(bytes: &mut [u8]) {
 /// zero or huge (so the validation and overflow paths run).
 fn field() -> impl Strategy<Value = u16> {
     prop_oneof![
-        6 => 1_u16..=6,
+        12 => 1_u16..=6,
         1 => Just(0_u16),
         1 => any::<u16>(),
         1 => Just(u16::MAX),
@@ -86,21 +86,34 @@ fn field() -> impl Strategy<Value = u16> {
 }
 
 /// A blob with random (possibly invalid) header fields whose total length
-/// and CRC are consistent with its `weights_len`.
+/// and CRC are consistent with its `weights_len`. The odds are tuned so
+/// that every outcome after the CRC check occurs (measured per 1,024 cases
+/// when this was written: ~165 accepted, 26 `SizeOverflow`, 29 `NoLayers`,
+/// the other rejections 70–210 each).
 fn sealed_random_header() -> impl Strategy<Value = Vec<u8>> {
     (
         prop::array::uniform6(field()),
-        prop_oneof![4 => 0_u8..=1, 1 => any::<u8>()],
-        prop_oneof![4 => Just(0_u8), 1 => any::<u8>()],
+        // Hkv: usually 1 (always divides Hq), else any field value.
+        prop_oneof![3 => Just(1_u16), 2 => field()],
+        // Every dimension but Hkv at u16::MAX: the count overflows usize.
+        prop::bool::weighted(0.05),
+        prop_oneof![12 => 0_u8..=1, 1 => any::<u8>()],
+        prop_oneof![12 => Just(0_u8), 1 => any::<u8>()],
         prop_oneof![
             // Exactly what the shape needs, in either element type...
-            3 => Just(None),
+            4 => Just(None),
             // ...or an arbitrary small body.
             1 => (0_u32..2_048).prop_map(Some),
         ],
         any::<u64>(),
     )
-        .prop_map(|(dims, flags, reserved, weights_len, seed)| {
+        .prop_map(|(mut dims, kv, huge, flags, reserved, weights_len, seed)| {
+            dims[2] = kv;
+            if huge {
+                for i in [0, 1, 3, 4] {
+                    dims[i] = u16::MAX;
+                }
+            }
             let header = Header {
                 input_dim: dims[0],
                 n_q_heads: dims[1],
