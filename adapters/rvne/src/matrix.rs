@@ -7,8 +7,8 @@
 //! target may be big- or little-endian.
 //!
 //! **Invariant:** a `Matrix` holds exactly `rows × cols × element size`
-//! bytes (its constructor is crate-private and fed from a [`Layout`]
-//! (crate::Layout) of a validated blob).
+//! bytes: its constructor is crate-private and only ever fed spans of the
+//! [`Layout`](crate::Layout) of a validated blob.
 
 use crate::error::RvneError;
 use crate::format::ElementType;
