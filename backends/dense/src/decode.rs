@@ -3,7 +3,7 @@
 //!
 //! Why it exists separately from [`crate::prefill`]: a step has only the
 //! query heads of one token, which may be a single row (MHA), so it cannot
-//! fill eight rows per vector; and the keys live in the caller's
+//! fill a vector of rows; and the keys live in the caller's
 //! [`KvCache`], which cannot be repacked without allocating. Here each
 //! group's query heads (up to eight at a time) walk the cache in tiles of
 //! [`TILE`] keys: scores by dot product into a stack array, one running-max
@@ -18,7 +18,7 @@ use aether_domain::KvCache;
 use aether_domain::numerics::{self, LANES};
 
 use crate::Head;
-use crate::lanes::Lanes;
+use crate::lanes::{Lanes, Vector};
 use crate::prefill::TILE;
 
 /// Lane groups per tile.

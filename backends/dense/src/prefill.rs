@@ -1,5 +1,5 @@
 //! The prefill kernel: tiled online softmax (flash-attention style) with
-//! eight query rows in the lanes of each vector.
+//! query rows in the lanes of each vector.
 //!
 //! Why it exists: exact attention needs every score of a query row, but not
 //! all at once. Keys are taken [`TILE`] at a time; a tile's scores live in
@@ -8,19 +8,21 @@
 //! weighted values are added. No `N x N` score matrix ever exists: memory
 //! is the output plus `O(N * head_dim)` of packed keys and values.
 //!
-//! Eight query rows that read the same KV head form a block and occupy the
-//! eight lanes of every vector: lane `r` of a score vector is row `r`'s
-//! score against one key. Rows are ordered position-major, then by head
+//! Query rows that read the same KV head form a block and occupy the lanes
+//! of every vector (eight with [`Lanes`](crate::lanes::Lanes), sixteen in
+//! the AVX-512 copy): lane `r` of a score vector is row `r`'s score
+//! against one key. Rows are ordered position-major, then by head
 //! within the group, so for GQA/MQA a block holds the query heads sharing
-//! one KV head (groups of up to eight in one pass), and for MHA eight
-//! consecutive positions. This layout makes every loaded key and value
-//! serve eight rows, and makes all the softmax bookkeeping (max, rescale
+//! one KV head (a whole group in one pass, for groups up to the lane
+//! count), and for MHA consecutive positions. This layout makes every
+//! loaded key and value serve a whole block of rows, and makes all the softmax bookkeeping (max, rescale
 //! factor, sum) plain lane-wise vector operations with no horizontal
 //! reductions; a tile's 32 exponentials are independent vector operations.
 //!
-//! Everything is `#[inline(always)]` straight-line code over [`Lanes`], so
-//! [`crate::dispatch`] can compile the same source for the baseline target
-//! and again inside an AVX2 `#[target_feature]` function.
+//! Everything is `#[inline(always)]` straight-line code, generic over the
+//! [`Vector`] width, so [`crate::dispatch`] can compile the same source for
+//! the baseline target and again inside AVX2 / AVX-512 `#[target_feature]`
+//! functions.
 //!
 //! **Invariant:** a row's output is a convex combination of the values of
 //! exactly the keys `0..=limit` of that row (causal: `limit = i`); masked
@@ -28,11 +30,10 @@
 
 use alloc::vec::Vec;
 
-use aether_domain::numerics::LANES;
 use aether_domain::{AttentionError, Tensor, TensorView};
 
 use crate::Head;
-use crate::lanes::Lanes;
+use crate::lanes::Vector;
 
 /// Keys per tile. 32 keys amortise the per-tile max and rescale over 256
 /// row-key pairs while a tile's scores (32 vectors, 1 KiB) stay in L1.
@@ -55,24 +56,29 @@ macro_rules! unroll {
     }};
 }
 
-const _: () = assert!(
-    LANES == 8 && TILE.is_multiple_of(LANES),
-    "`unroll!` lists cover one vector"
-);
+/// Keys whose scores one pass of [`tile_scores`] accumulates, and dims one
+/// pass of [`accumulate`] accumulates: eight vector accumulators, which
+/// fit the registers next to the operands on AVX2 (16) and AVX-512 (32).
+const PASS: usize = 8;
+
+/// Most query rows a block can hold (the widest vector's lanes).
+const MAX_ROWS: usize = 16;
+
+const _: () = assert!(TILE.is_multiple_of(PASS), "`unroll!` lists cover one pass");
 
 /// Prefill scratch, allocated once per `forward` and reused for every KV
 /// head: one head's keys and values copied contiguous and zero-padded to
 /// whole tiles, plus one block's transposed queries and accumulators.
 #[derive(Debug)]
-pub(crate) struct Scratch {
+pub(crate) struct Scratch<V> {
     /// `[tile * TILE + j][d]`.
     keys: Vec<f32>,
     /// `[tile * TILE + j][d]`.
     values: Vec<f32>,
     /// `[d]`, lane `r` = row `r`'s query value, pre-scaled by 1/sqrt(dim).
-    queries: Vec<Lanes>,
+    queries: Vec<V>,
     /// `[d]`, lane `r` = row `r`'s unnormalised output.
-    accumulators: Vec<Lanes>,
+    accumulators: Vec<V>,
 }
 
 /// Sets `buffer` to `len` copies of `zero`, as a typed error rather than an
@@ -87,7 +93,7 @@ fn try_filled<T: Clone>(buffer: &mut Vec<T>, len: usize, zero: T) -> Result<(), 
     Ok(())
 }
 
-impl Scratch {
+impl<V: Vector> Scratch<V> {
     /// Scratch for `seq` tokens of `head`.
     ///
     /// # Errors
@@ -107,8 +113,8 @@ impl Scratch {
         };
         try_filled(&mut scratch.keys, padded, 0.0)?;
         try_filled(&mut scratch.values, padded, 0.0)?;
-        try_filled(&mut scratch.queries, head.dim, Lanes::ZERO)?;
-        try_filled(&mut scratch.accumulators, head.dim, Lanes::ZERO)?;
+        try_filled(&mut scratch.queries, head.dim, V::ZERO)?;
+        try_filled(&mut scratch.accumulators, head.dim, V::ZERO)?;
         Ok(scratch)
     }
 
@@ -128,13 +134,13 @@ impl Scratch {
 /// Scores of the block's rows against the keys of one tile: `scores[j]`
 /// lane `r` = `q_r . k_j / sqrt(dim)` (the queries are pre-scaled).
 #[inline(always)]
-fn tile_scores(keys: &[f32], queries: &[Lanes], scores: &mut [Lanes; TILE]) {
+fn tile_scores<V: Vector>(keys: &[f32], queries: &[V], scores: &mut [V; TILE]) {
     let dim = queries.len();
-    for (pass, out) in scores.chunks_exact_mut(LANES).enumerate() {
-        let base = pass * LANES * dim;
-        let rows: [&[f32]; LANES] =
+    for (pass, out) in scores.chunks_exact_mut(PASS).enumerate() {
+        let base = pass * PASS * dim;
+        let rows: [&[f32]; PASS] =
             core::array::from_fn(|j| &keys[base + j * dim..base + (j + 1) * dim]);
-        let mut acc = [Lanes::ZERO; LANES];
+        let mut acc = [V::ZERO; PASS];
         for (d, &query) in queries.iter().enumerate() {
             unroll!([0 1 2 3 4 5 6 7] j => acc[j] = acc[j].add_scaled(rows[j][d], query));
         }
@@ -143,20 +149,20 @@ fn tile_scores(keys: &[f32], queries: &[Lanes], scores: &mut [Lanes; TILE]) {
 }
 
 /// The running softmax state of a block's rows, one row per lane.
-struct OnlineSoftmax {
-    max: Lanes,
-    sum: Lanes,
+struct OnlineSoftmax<V> {
+    max: V,
+    sum: V,
 }
 
-impl OnlineSoftmax {
+impl<V: Vector> OnlineSoftmax<V> {
     /// Turns a tile of scores (masked = `-inf`) into weights relative to
     /// the updated running max; returns the factor that rescales what was
     /// accumulated before.
     #[inline(always)]
-    fn absorb(&mut self, scores: &mut [Lanes; TILE]) -> Lanes {
+    fn absorb(&mut self, scores: &mut [V; TILE]) -> V {
         // Four independent chains, so the reduction is not one long
         // dependency.
-        let mut maxima = [Lanes::NEG_INFINITY; 4];
+        let mut maxima = [V::NEG_INFINITY; 4];
         for chunk in scores.chunks_exact(4) {
             unroll!([0 1 2 3] c => maxima[c] = maxima[c].max(chunk[c]));
         }
@@ -165,7 +171,7 @@ impl OnlineSoftmax {
         // From -inf (first tile) the factor is e^-inf = 0 and the sum is 0.
         let shift = new_max.finite_or_zero();
         let alpha = self.max.sub(shift).exp();
-        let mut sums = [Lanes::ZERO; 4];
+        let mut sums = [V::ZERO; 4];
         for chunk in scores.chunks_exact_mut(4) {
             unroll!([0 1 2 3] c => {
                 chunk[c] = chunk[c].sub(shift).exp();
@@ -183,15 +189,15 @@ impl OnlineSoftmax {
 /// eight dims at a time so their accumulators stay in registers across the
 /// tile's keys.
 #[inline(always)]
-fn accumulate(values: &[f32], weights: &[Lanes; TILE], alpha: Lanes, accumulators: &mut [Lanes]) {
+fn accumulate<V: Vector>(values: &[f32], weights: &[V; TILE], alpha: V, accumulators: &mut [V]) {
     let dim = accumulators.len();
-    let mut chunks = accumulators.chunks_exact_mut(LANES);
+    let mut chunks = accumulators.chunks_exact_mut(PASS);
     for (chunk_index, chunk) in (&mut chunks).enumerate() {
-        let first = chunk_index * LANES;
-        let mut acc = [Lanes::ZERO; LANES];
+        let first = chunk_index * PASS;
+        let mut acc = [V::ZERO; PASS];
         unroll!([0 1 2 3 4 5 6 7] i => acc[i] = chunk[i].mul(alpha));
         for (j, &weight) in weights.iter().enumerate() {
-            let value = &values[j * dim + first..j * dim + first + LANES];
+            let value = &values[j * dim + first..j * dim + first + PASS];
             unroll!([0 1 2 3 4 5 6 7] i => acc[i] = acc[i].add_scaled(value[i], weight));
         }
         chunk.copy_from_slice(&acc);
@@ -210,12 +216,12 @@ fn accumulate(values: &[f32], weights: &[Lanes; TILE], alpha: Lanes, accumulator
 /// visible key) over the packed head. Leaves the unnormalised outputs in
 /// `scratch.accumulators` and returns the per-row softmax denominators.
 #[inline(always)]
-fn attend_block(scratch: &mut Scratch, limits: &[usize; LANES]) -> Lanes {
+fn attend_block<V: Vector>(scratch: &mut Scratch<V>, limits: &[usize]) -> V {
     let dim = scratch.queries.len();
-    scratch.accumulators.fill(Lanes::ZERO);
+    scratch.accumulators.fill(V::ZERO);
     let mut softmax = OnlineSoftmax {
-        max: Lanes::NEG_INFINITY,
-        sum: Lanes::ZERO,
+        max: V::NEG_INFINITY,
+        sum: V::ZERO,
     };
     let last = limits.iter().copied().max().unwrap_or(0);
     let first_limit = limits.iter().copied().min().unwrap_or(0);
@@ -223,7 +229,7 @@ fn attend_block(scratch: &mut Scratch, limits: &[usize; LANES]) -> Lanes {
     for tile in 0..=last / TILE {
         let keys = &scratch.keys[tile * tile_len..(tile + 1) * tile_len];
         let values = &scratch.values[tile * tile_len..(tile + 1) * tile_len];
-        let mut scores = [Lanes::ZERO; TILE];
+        let mut scores = [V::ZERO; TILE];
         tile_scores(keys, &scratch.queries, &mut scores);
         let first_key = tile * TILE;
         if first_key + TILE - 1 > first_limit {
@@ -238,17 +244,17 @@ fn attend_block(scratch: &mut Scratch, limits: &[usize; LANES]) -> Lanes {
 }
 
 /// Prefill of every query head that reads KV head `kv_head`, written to
-/// `out`: packs the head, then runs blocks of eight rows (row `t` is
+/// `out`: packs the head, then runs blocks of `V::LANES` rows (row `t` is
 /// position `t / group`, query head `kv_head * group + t % group`; a short
 /// last block repeats its last row in the spare lanes and discards them).
 #[inline(always)]
-pub(crate) fn prefill_head(
+pub(crate) fn prefill_head<V: Vector>(
     head: &Head,
     q: TensorView<'_>,
     k: TensorView<'_>,
     v: TensorView<'_>,
     kv_head: usize,
-    scratch: &mut Scratch,
+    scratch: &mut Scratch<V>,
     out: &mut Tensor,
 ) {
     scratch.pack(k, v, kv_head, head.dim);
@@ -257,22 +263,23 @@ pub(crate) fn prefill_head(
     let locate = |row: usize| (row / head.group, kv_head * head.group + row % head.group);
     let mut first_row = 0;
     while first_row < rows {
-        let count = LANES.min(rows - first_row);
-        let mut limits = [0usize; LANES];
+        let count = V::LANES.min(rows - first_row);
+        let mut limits = [0usize; MAX_ROWS];
+        let limits = &mut limits[..V::LANES];
         for (r, limit) in limits.iter_mut().enumerate() {
             let (position, query_head) = locate(first_row + r.min(count - 1));
             *limit = if head.causal { position } else { seq - 1 };
             for (query, &x) in scratch.queries.iter_mut().zip(q.row(position, query_head)) {
-                query.0[r] = x * head.scale;
+                *query.lane_mut(r) = x * head.scale;
             }
         }
-        let sums = attend_block(scratch, &limits);
+        let sums = attend_block(scratch, limits);
         for r in 0..count {
             let (position, query_head) = locate(first_row + r);
-            let inverse = 1.0 / sums.0[r];
+            let inverse = 1.0 / sums.lane(r);
             let row = out.row_mut(position, query_head);
             for (o, acc) in row.iter_mut().zip(&scratch.accumulators) {
-                *o = acc.0[r] * inverse;
+                *o = acc.lane(r) * inverse;
             }
         }
         first_row += count;
