@@ -8,9 +8,10 @@
 //! every key `j <= i`, non-causal queries to every key.
 //!
 //! The computation is flash-attention style online softmax over tiles of
-//! keys ([`prefill`], [`decode`]), so memory stays `O(N * heads *
-//! head_dim)` and no score matrix is ever built; on `x86_64` the same
-//! kernels also run with AVX2 when the CPU has it ([`dispatch`]).
+//! keys (modules `prefill` and `decode`), so memory stays
+//! `O(N * heads * head_dim)` and no score matrix is ever built. On `x86_64`
+//! the same kernels also run with AVX2 or AVX-512 when the CPU has them
+//! (module `dispatch`, detected at run time without `std`).
 //!
 //! **Invariant:** inputs are validated with `aether_domain::check` before
 //! any work, and a streaming step touches the cache only through

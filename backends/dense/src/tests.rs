@@ -184,10 +184,11 @@ fn hand_computed_grouped_query() {
     assert_close(out.as_slice(), &expected, "grouped query");
 }
 
-/// Shapes chosen to hit every kernel path: dims below, at and above a lane
-/// multiple; sequences inside one tile, on a tile edge and across several;
-/// groups of 1 (blocks of positions), 2, 4, 8 (a block per group) and 3
-/// (blocks straddling positions).
+/// Shapes chosen to hit every kernel path, on every instruction set this
+/// CPU runs: dims below, at and above a multiple of eight; sequences inside
+/// one tile, on a tile edge and across several; groups of 1 (blocks of
+/// positions), 2, 4, 8 and 16 (a block per group or two) and 3 (blocks
+/// straddling positions); short last blocks.
 #[test]
 fn matches_f64_oracle() {
     let shapes = [
@@ -211,10 +212,18 @@ fn matches_f64_oracle() {
                 let q = tensor(n, q_heads, dim, seed);
                 let k = tensor(n, kv_heads, dim, seed + 1);
                 let v = tensor(n, kv_heads, dim, seed + 2);
-                let out = backend.forward(q.view(), k.view(), v.view()).unwrap();
-                assert_eq!(out.shape(), q.shape());
-                let what = alloc::format!("q{q_heads} kv{kv_heads} d{dim} n{n} causal {causal}");
-                assert_close(out.as_slice(), &oracle(&config, &q, &k, &v), &what);
+                let expected = oracle(&config, &q, &k, &v);
+                for &isa in Isa::ALL.iter().filter(|isa| isa.is_supported()) {
+                    let out = backend
+                        .with_isa(isa)
+                        .forward(q.view(), k.view(), v.view())
+                        .unwrap();
+                    assert_eq!(out.shape(), q.shape());
+                    let what = alloc::format!(
+                        "{isa:?} q{q_heads} kv{kv_heads} d{dim} n{n} causal {causal}"
+                    );
+                    assert_close(out.as_slice(), &expected, &what);
+                }
             }
         }
     }
