@@ -242,7 +242,7 @@ fn measured_error_bounds() {
         TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
     );
     let mut worst = [0.0f32; 4];
-    let (mut any_config, mut causal_config) = (arb_config(None), arb_config(Some(true)));
+    let (any_config, causal_config) = (arb_config(None), arb_config(Some(true)));
     for case in 0..200u64 {
         let config = any_config.new_tree(&mut runner).expect("config").current();
         let causal = causal_config

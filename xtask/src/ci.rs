@@ -21,6 +21,9 @@ pub(crate) const NO_STD_CRATES: &[&str] = &[
     "aether-reference",
     "aether-dense",
     "aether-sparse",
+    "aether-engine",
+    "aether-rvne",
+    "aether-model",
 ];
 
 /// Bare-metal stand-ins for the real `xtensa-esp32s3-none-elf` target, which
