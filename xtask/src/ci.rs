@@ -48,7 +48,7 @@ Runs, in order, every check CI runs (SPEC §7), one status line each:
   fmt              cargo fmt --all -- --check
   clippy           cargo clippy --workspace --all-targets -- -D warnings
   test             cargo test --workspace
-  no_std <target>  cargo build -p <crate>... --target <target>
+  no_std <target>  cargo build -p <crate>... --no-default-features --target <target>
                    crates:  {crates}
                    targets: {targets}
                    (a missing target is added with `rustup target add`)
@@ -142,7 +142,9 @@ fn no_std(target: &'static str) -> Step {
         for krate in NO_STD_CRATES {
             build.args(["-p", krate]);
         }
-        build.args(["--target", target]);
+        // Default features may pull in std (rvne's file I/O); the firmware
+        // builds every crate bare, so this step does too.
+        build.args(["--no-default-features", "--target", target]);
         Outcome::of(build)
     })
 }
