@@ -1,9 +1,28 @@
 //! The KV cache that streaming decode appends to, one token at a time.
 //!
-//! Besides keys and values it keeps, per landmark block, the running sum of
-//! the block's keys and values, so a landmark mean costs one division per
-//! element instead of a pass over the block: appending a token updates one
-//! block sum, which keeps each decode step independent of the cache length.
+//! Keys and values live in fixed *slots* (all memory is reserved at
+//! creation, so a decode step never allocates), stored as f32 or f16 as
+//! the head config says. Besides the rows, the cache keeps for each recent
+//! landmark block the running sum of its keys and values, so a landmark
+//! mean costs one division per element instead of a pass over the block;
+//! appending a token updates one block sum, which keeps each decode step
+//! independent of the stream length.
+//!
+//! # Positions and eviction
+//! Positions are absolute: the n-th appended token has position n-1,
+//! whatever was evicted before it. A decode step for position `t` takes the
+//! SPEC §3 candidate set of `t` and keeps only what the cache retains:
+//! - a token candidate `j` counts iff [`KvCache::slot`] finds it;
+//! - a landmark block counts iff [`KvCache::landmark`] finds its summary.
+//!   The cache holds the summaries of the `⌈capacity/B⌉ + 1` most recent
+//!   blocks and drops a block's summary as soon as any of its tokens is
+//!   evicted, so a retained summary is always the mean of B retained tokens.
+//!
+//! Without eviction nothing is ever dropped (positions below the capacity
+//! all fit), so decode equals prefill. Sliding-window eviction keeps the
+//! newest `capacity` tokens; heavy-hitter (H2O) eviction keeps the
+//! `recent` newest plus the tokens with the most attention mass, which the
+//! backends report through [`KvCache::record_attention`].
 //!
 //! The cache is shaped by a head ([`CacheLayout::of`]) so a caller cannot
 //! pair it with a backend of another shape without the backend noticing.
@@ -13,10 +32,13 @@
 
 use alloc::vec::Vec;
 
-use crate::config::HeadConfig;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::config::{CacheDtype, Eviction, HeadConfig};
 use crate::error::{AttentionError, ConfigError, ShapeError};
 
-/// The head shape a cache is built for.
+/// The head shape and storage policy a cache is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheLayout {
     /// Key/value heads per token.
@@ -25,6 +47,10 @@ pub struct CacheLayout {
     pub head_dim: usize,
     /// Landmark block size.
     pub block_size: usize,
+    /// Element type of the stored rows.
+    pub dtype: CacheDtype,
+    /// What a full cache does.
+    pub eviction: Eviction,
 }
 
 impl CacheLayout {
@@ -35,6 +61,8 @@ impl CacheLayout {
             kv_heads: config.kv_heads,
             head_dim: config.head_dim,
             block_size: config.block_size,
+            dtype: config.cache_dtype,
+            eviction: config.eviction,
         }
     }
 
@@ -43,26 +71,262 @@ impl CacheLayout {
     pub const fn token_len(&self) -> usize {
         self.kv_heads * self.head_dim
     }
+
+    /// Bytes of key and value rows per cached token:
+    /// `2 × kv_heads × head_dim × element size`. Block sums add
+    /// `2 × kv_heads × head_dim × 4` bytes per B tokens (always f32: sums
+    /// of many rows need the precision).
+    #[must_use]
+    pub const fn bytes_per_token(&self) -> usize {
+        2 * self.token_len() * self.dtype.size()
+    }
 }
 
-/// An append-only f32 cache of keys, values and per-block sums.
+/// One cached row (or a run of rows), in its stored element type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Row<'a> {
+    /// f32 storage.
+    F32(&'a [f32]),
+    /// f16 storage.
+    F16(&'a [f16]),
+}
+
+impl Row<'_> {
+    /// Elements in the row.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        match self {
+            Self::F32(r) => r.len(),
+            Self::F16(r) => r.len(),
+        }
+    }
+
+    /// True for an empty row.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Widens the row into `out` (exact for both types).
+    ///
+    /// # Panics
+    /// If `out.len() != self.len()`.
+    #[inline]
+    pub fn to_f32(&self, out: &mut [f32]) {
+        match self {
+            Self::F32(r) => out.copy_from_slice(r),
+            Self::F16(r) => r.convert_to_f32_slice(out),
+        }
+    }
+}
+
+/// The summary of one landmark block: sums over its B tokens' rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Landmark<'a> {
+    /// Sum of the block's keys, `kv_heads * head_dim` values.
+    pub key_sum: &'a [f32],
+    /// Sum of the block's values, `kv_heads * head_dim` values.
+    pub value_sum: &'a [f32],
+    /// Tokens summed (B for a whole block).
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Store {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+impl Store {
+    fn zeroed(dtype: CacheDtype, values: usize) -> Result<Self, AttentionError> {
+        let oom = |_| AttentionError::OutOfMemory {
+            bytes: values.saturating_mul(dtype.size()),
+        };
+        Ok(match dtype {
+            CacheDtype::F32 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(values).map_err(oom)?;
+                v.resize(values, 0.0);
+                Self::F32(v)
+            }
+            CacheDtype::F16 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(values).map_err(oom)?;
+                v.resize(values, f16::ZERO);
+                Self::F16(v)
+            }
+        })
+    }
+
+    fn rows(&self, start: usize, len: usize) -> Row<'_> {
+        match self {
+            Self::F32(v) => Row::F32(&v[start..start + len]),
+            Self::F16(v) => Row::F16(&v[start..start + len]),
+        }
+    }
+
+    fn all(&self) -> Row<'_> {
+        match self {
+            Self::F32(v) => Row::F32(v),
+            Self::F16(v) => Row::F16(v),
+        }
+    }
+
+    /// Stores `x` at `start` and writes what was stored (rounded for f16)
+    /// to `stored`, so block sums add exactly the cached values.
+    fn write(&mut self, start: usize, x: &[f32], stored: &mut [f32]) {
+        match self {
+            Self::F32(v) => {
+                v[start..start + x.len()].copy_from_slice(x);
+                stored.copy_from_slice(x);
+            }
+            Self::F16(v) => {
+                let dst = &mut v[start..start + x.len()];
+                dst.convert_from_f32_slice(x);
+                dst.convert_to_f32_slice(stored);
+            }
+        }
+    }
+}
+
+fn reserve_f32(values: usize) -> Result<Vec<f32>, AttentionError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(values)
+        .map_err(|_| AttentionError::OutOfMemory {
+            bytes: values.saturating_mul(4),
+        })?;
+    v.resize(values, 0.0);
+    Ok(v)
+}
+
+/// Marks a ring entry that holds no block.
+const NO_BLOCK: usize = usize::MAX;
+
+/// Running sums of the most recent blocks, in a ring indexed `block % len`.
+#[derive(Debug, Clone, PartialEq)]
+struct LandmarkRing {
+    block: Vec<usize>,
+    count: Vec<usize>,
+    key_sums: Vec<f32>,
+    value_sums: Vec<f32>,
+    token_len: usize,
+}
+
+impl LandmarkRing {
+    fn new(entries: usize, token_len: usize) -> Result<Self, AttentionError> {
+        let values = entries.checked_mul(token_len).ok_or(ShapeError::Overflow {
+            seq: entries,
+            heads: 1,
+            dim: token_len,
+        })?;
+        let mut block = Vec::new();
+        let mut count = Vec::new();
+        let oom = |_| AttentionError::OutOfMemory {
+            bytes: entries.saturating_mul(16),
+        };
+        block.try_reserve_exact(entries).map_err(oom)?;
+        count.try_reserve_exact(entries).map_err(oom)?;
+        block.resize(entries, NO_BLOCK);
+        count.resize(entries, 0);
+        Ok(Self {
+            block,
+            count,
+            key_sums: reserve_f32(values)?,
+            value_sums: reserve_f32(values)?,
+            token_len,
+        })
+    }
+
+    fn add(&mut self, block: usize, first_of_block: bool, k: &[f32], v: &[f32]) {
+        let entry = block % self.block.len();
+        let range = entry * self.token_len..(entry + 1) * self.token_len;
+        if first_of_block {
+            self.block[entry] = block;
+            self.count[entry] = 0;
+            self.key_sums[range.clone()].fill(0.0);
+            self.value_sums[range.clone()].fill(0.0);
+        } else if self.block[entry] != block {
+            return; // summary already dropped by an eviction
+        }
+        add_assign(&mut self.key_sums[range.clone()], k);
+        add_assign(&mut self.value_sums[range], v);
+        self.count[entry] += 1;
+    }
+
+    fn drop_block(&mut self, block: usize) {
+        let entry = block % self.block.len();
+        if self.block[entry] == block {
+            self.block[entry] = NO_BLOCK;
+        }
+    }
+
+    fn get(&self, block: usize) -> Option<Landmark<'_>> {
+        let entry = block % self.block.len();
+        (self.block[entry] == block).then(|| {
+            let range = entry * self.token_len..(entry + 1) * self.token_len;
+            Landmark {
+                key_sum: &self.key_sums[range.clone()],
+                value_sum: &self.value_sums[range],
+                count: self.count[entry],
+            }
+        })
+    }
+
+    fn clear(&mut self) {
+        self.block.fill(NO_BLOCK);
+    }
+}
+
+/// Heavy-hitter bookkeeping: which position each slot holds, an index from
+/// position to slot, and each slot's accumulated attention mass.
+#[derive(Debug, Clone, PartialEq)]
+struct HeavyHitters {
+    recent: usize,
+    position_of_slot: Vec<usize>,
+    mass: Vec<f32>,
+    index: crate::position_index::PositionIndex,
+}
+
+impl HeavyHitters {
+    /// The H2O victim for a full cache about to take `position`: the
+    /// least-mass token older than the `recent` newest (ties: the oldest),
+    /// as `(slot, position)`. `None` only if every token is protected,
+    /// which `recent < capacity` rules out.
+    fn victim(&self, position: usize) -> Option<(usize, usize)> {
+        // After this append, positions position+1-recent ..= position are
+        // the protected recent ones.
+        let protected_from = (position + 1).saturating_sub(self.recent);
+        let mut best: Option<(usize, usize)> = None;
+        for (slot, (&p, &mass)) in self.position_of_slot.iter().zip(&self.mass).enumerate() {
+            if p >= protected_from {
+                continue;
+            }
+            let better = best.is_none_or(|(b, bp)| {
+                let best_mass = self.mass[b];
+                mass < best_mass || (mass == best_mass && p < bp)
+            });
+            if better {
+                best = Some((slot, p));
+            }
+        }
+        best
+    }
+}
+
+/// An f32/f16 cache of keys, values and landmark block sums.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KvCache {
     layout: CacheLayout,
     capacity: usize,
-    len: usize,
-    keys: Vec<f32>,
-    values: Vec<f32>,
-    block_key_sums: Vec<f32>,
-    block_value_sums: Vec<f32>,
-}
-
-fn reserve(buffer: &mut Vec<f32>, values: usize) -> Result<(), AttentionError> {
-    buffer
-        .try_reserve_exact(values)
-        .map_err(|_| AttentionError::OutOfMemory {
-            bytes: values.saturating_mul(core::mem::size_of::<f32>()),
-        })
+    /// Tokens appended so far = the position the next token gets.
+    appended: usize,
+    keys: Store,
+    values: Store,
+    landmarks: LandmarkRing,
+    heavy: Option<HeavyHitters>,
+    /// One token's rows as stored (rounded for f16), reused by `append`.
+    stored_k: Vec<f32>,
+    stored_v: Vec<f32>,
 }
 
 impl KvCache {
@@ -71,9 +335,9 @@ impl KvCache {
     ///
     /// # Errors
     /// [`AttentionError::ZeroCapacity`]; [`AttentionError::Config`] for a
-    /// zero `kv_heads`, `head_dim` or `block_size`;
-    /// [`AttentionError::Shape`] when the size overflows;
-    /// [`AttentionError::OutOfMemory`] when the reservation fails.
+    /// zero `kv_heads`, `head_dim`, `block_size` or `eviction.recent`;
+    /// [`AttentionError::RecentNotBelowCapacity`]; [`AttentionError::Shape`]
+    /// when the size overflows; [`AttentionError::OutOfMemory`].
     pub fn new(capacity: usize, layout: CacheLayout) -> Result<Self, AttentionError> {
         if capacity == 0 {
             return Err(AttentionError::ZeroCapacity);
@@ -87,70 +351,219 @@ impl KvCache {
         if layout.block_size == 0 {
             return Err(ConfigError::ZeroBlockSize.into());
         }
-        let overflow = ShapeError::Overflow {
-            seq: capacity,
-            heads: layout.kv_heads,
-            dim: layout.head_dim,
+        if let Eviction::HeavyHitter { recent } = layout.eviction {
+            if recent == 0 {
+                return Err(ConfigError::ZeroRecent.into());
+            }
+            if recent >= capacity {
+                return Err(AttentionError::RecentNotBelowCapacity { recent, capacity });
+            }
+        }
+        let token_len = layout.token_len();
+        let values = capacity
+            .checked_mul(token_len)
+            .ok_or(ShapeError::Overflow {
+                seq: capacity,
+                heads: layout.kv_heads,
+                dim: layout.head_dim,
+            })?;
+        let heavy = match layout.eviction {
+            Eviction::HeavyHitter { recent } => Some(HeavyHitters {
+                recent,
+                position_of_slot: alloc::vec![0; capacity],
+                mass: alloc::vec![0.0; capacity],
+                index: crate::position_index::PositionIndex::new(capacity)?,
+            }),
+            Eviction::None | Eviction::SlidingWindow => None,
         };
-        let token_values = capacity.checked_mul(layout.token_len()).ok_or(overflow)?;
-        let block_values = capacity
-            .div_ceil(layout.block_size)
-            .checked_mul(layout.token_len())
-            .ok_or(overflow)?;
-        let mut cache = Self {
+        Ok(Self {
             layout,
             capacity,
-            len: 0,
-            keys: Vec::new(),
-            values: Vec::new(),
-            block_key_sums: Vec::new(),
-            block_value_sums: Vec::new(),
-        };
-        reserve(&mut cache.keys, token_values)?;
-        reserve(&mut cache.values, token_values)?;
-        reserve(&mut cache.block_key_sums, block_values)?;
-        reserve(&mut cache.block_value_sums, block_values)?;
-        Ok(cache)
+            appended: 0,
+            keys: Store::zeroed(layout.dtype, values)?,
+            values: Store::zeroed(layout.dtype, values)?,
+            landmarks: LandmarkRing::new(capacity.div_ceil(layout.block_size) + 1, token_len)?,
+            heavy,
+            stored_k: reserve_f32(token_len)?,
+            stored_v: reserve_f32(token_len)?,
+        })
     }
 
-    /// The head shape this cache holds.
+    /// The head shape and policy this cache holds.
+    #[inline]
     #[must_use]
     pub const fn layout(&self) -> CacheLayout {
         self.layout
     }
 
-    /// Tokens the cache can hold.
+    /// Tokens the cache can hold at once.
+    #[inline]
     #[must_use]
     pub const fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// Tokens cached so far; the next appended token gets position `len`.
+    /// Tokens appended so far; the next appended token gets position `len`.
+    #[inline]
     #[must_use]
     pub const fn len(&self) -> usize {
-        self.len
+        self.appended
     }
 
-    /// No token cached yet.
+    /// No token appended yet.
+    #[inline]
     #[must_use]
     pub const fn is_empty(&self) -> bool {
-        self.len == 0
+        self.appended == 0
     }
 
-    /// No room for another token.
+    /// Tokens held now (at most the capacity); they fill slots `0..retained`.
+    #[inline]
+    #[must_use]
+    pub const fn retained(&self) -> usize {
+        if self.appended < self.capacity {
+            self.appended
+        } else {
+            self.capacity
+        }
+    }
+
+    /// Every slot is taken (an append will evict, or fail without eviction).
+    #[inline]
     #[must_use]
     pub const fn is_full(&self) -> bool {
-        self.len == self.capacity
+        self.appended >= self.capacity
     }
 
-    /// Appends one token's keys and values (`kv_heads * head_dim` each) and
-    /// adds them to their block's sums.
+    /// Whether [`append`](Self::append) would accept another token.
+    #[inline]
+    #[must_use]
+    pub const fn has_room(&self) -> bool {
+        !self.is_full() || !matches!(self.layout.eviction, Eviction::None)
+    }
+
+    /// The slot holding `position`, or `None` when it was evicted or not yet
+    /// appended.
+    #[inline]
+    #[must_use]
+    pub fn slot(&self, position: usize) -> Option<usize> {
+        if position >= self.appended {
+            return None;
+        }
+        match self.layout.eviction {
+            Eviction::None => Some(position),
+            Eviction::SlidingWindow => {
+                (position >= self.appended - self.retained()).then_some(position % self.capacity)
+            }
+            Eviction::HeavyHitter { .. } => self.heavy.as_ref()?.index.get(position),
+        }
+    }
+
+    /// The position held in `slot` (`slot < retained()`).
+    ///
+    /// # Panics
+    /// If `slot >= retained()`.
+    #[must_use]
+    pub fn position_of_slot(&self, slot: usize) -> usize {
+        assert!(slot < self.retained(), "slot {slot} is empty");
+        match (&self.heavy, self.layout.eviction) {
+            (Some(heavy), _) => heavy.position_of_slot[slot],
+            (None, Eviction::SlidingWindow) if self.appended > self.capacity => {
+                // Slots hold positions appended - capacity .. appended, each at position % capacity.
+                let oldest = self.appended - self.capacity;
+                let offset = (slot + self.capacity - oldest % self.capacity) % self.capacity;
+                oldest + offset
+            }
+            _ => slot,
+        }
+    }
+
+    /// Key row of `head` in `slot`.
+    ///
+    /// # Panics
+    /// If `slot >= capacity` or `head >= kv_heads`.
+    #[inline]
+    #[must_use]
+    pub fn key(&self, slot: usize, head: usize) -> Row<'_> {
+        assert!(head < self.layout.kv_heads, "kv head {head} out of range");
+        let start = (slot * self.layout.kv_heads + head) * self.layout.head_dim;
+        self.keys.rows(start, self.layout.head_dim)
+    }
+
+    /// Value row of `head` in `slot`.
+    ///
+    /// # Panics
+    /// If `slot >= capacity` or `head >= kv_heads`.
+    #[inline]
+    #[must_use]
+    pub fn value(&self, slot: usize, head: usize) -> Row<'_> {
+        assert!(head < self.layout.kv_heads, "kv head {head} out of range");
+        let start = (slot * self.layout.kv_heads + head) * self.layout.head_dim;
+        self.values.rows(start, self.layout.head_dim)
+    }
+
+    /// All key slots, `[capacity][kv_heads][head_dim]`; slots at and past
+    /// `retained()` are zero or stale.
+    #[inline]
+    #[must_use]
+    pub fn keys(&self) -> Row<'_> {
+        self.keys.all()
+    }
+
+    /// All value slots, laid out as [`keys`](Self::keys).
+    #[inline]
+    #[must_use]
+    pub fn values(&self) -> Row<'_> {
+        self.values.all()
+    }
+
+    /// The summary of landmark block `block`, if it is retained (see the
+    /// module docs). A block still being filled reports its partial count.
+    #[inline]
+    #[must_use]
+    pub fn landmark(&self, block: usize) -> Option<Landmark<'_>> {
+        if block.checked_mul(self.layout.block_size)? >= self.appended {
+            return None;
+        }
+        self.landmarks.get(block)
+    }
+
+    /// Whether backends should report attention weights (heavy-hitter
+    /// eviction); when false, [`record_attention`](Self::record_attention)
+    /// is a no-op and need not be called.
+    #[inline]
+    #[must_use]
+    pub const fn tracks_attention(&self) -> bool {
+        self.heavy.is_some()
+    }
+
+    /// Adds `weight` (a softmax probability, summed over query heads) to the
+    /// attention mass of the token in `slot`.
+    #[inline]
+    pub fn record_attention(&mut self, slot: usize, weight: f32) {
+        if let Some(mass) = self.heavy.as_mut().and_then(|h| h.mass.get_mut(slot)) {
+            *mass += weight;
+        }
+    }
+
+    /// Accumulated attention mass of the token in `slot` (0 without
+    /// heavy-hitter eviction).
+    #[must_use]
+    pub fn attention_mass(&self, slot: usize) -> f32 {
+        self.heavy
+            .as_ref()
+            .and_then(|h| h.mass.get(slot).copied())
+            .unwrap_or(0.0)
+    }
+
+    /// Appends one token's keys and values (`kv_heads * head_dim` each),
+    /// evicting first if the policy says so, and returns the slot it took.
     ///
     /// # Errors
     /// [`AttentionError::Shape`] when `k` or `v` has the wrong length,
-    /// [`AttentionError::CacheFull`] when there is no room. Either way the
-    /// cache is unchanged.
-    pub fn append(&mut self, k: &[f32], v: &[f32]) -> Result<(), AttentionError> {
+    /// [`AttentionError::CacheFull`] when the cache is full and has no
+    /// eviction policy. Either way the cache is unchanged.
+    pub fn append(&mut self, k: &[f32], v: &[f32]) -> Result<usize, AttentionError> {
         let token_len = self.layout.token_len();
         for data in [k, v] {
             if data.len() != token_len {
@@ -164,81 +577,51 @@ impl KvCache {
                 .into());
             }
         }
-        if self.is_full() {
-            return Err(AttentionError::CacheFull {
-                capacity: self.capacity,
-            });
-        }
-        if self.len.is_multiple_of(self.layout.block_size) {
-            self.block_key_sums.extend_from_slice(k);
-            self.block_value_sums.extend_from_slice(v);
+        let position = self.appended;
+        let full = AttentionError::CacheFull {
+            capacity: self.capacity,
+        };
+        let slot = if !self.is_full() {
+            position
+        } else if let Some(heavy) = &mut self.heavy {
+            let (slot, evicted) = heavy.victim(position).ok_or(full)?;
+            heavy.index.remove(evicted);
+            self.landmarks.drop_block(evicted / self.layout.block_size);
+            slot
+        } else if self.layout.eviction == Eviction::SlidingWindow {
+            let evicted = position - self.capacity;
+            self.landmarks.drop_block(evicted / self.layout.block_size);
+            evicted % self.capacity
         } else {
-            let start = self.block_key_sums.len() - token_len;
-            add_assign(&mut self.block_key_sums[start..], k);
-            add_assign(&mut self.block_value_sums[start..], v);
+            return Err(full);
+        };
+        if let Some(heavy) = &mut self.heavy {
+            heavy.position_of_slot[slot] = position;
+            heavy.mass[slot] = 0.0;
+            heavy.index.insert(position, slot);
         }
-        self.keys.extend_from_slice(k);
-        self.values.extend_from_slice(v);
-        self.len += 1;
-        Ok(())
+        let start = slot * token_len;
+        self.keys.write(start, k, &mut self.stored_k);
+        self.values.write(start, v, &mut self.stored_v);
+        let block_size = self.layout.block_size;
+        self.landmarks.add(
+            position / block_size,
+            position.is_multiple_of(block_size),
+            &self.stored_k,
+            &self.stored_v,
+        );
+        self.appended += 1;
+        Ok(slot)
     }
 
     /// Forgets every token; capacity and layout stay.
     pub fn clear(&mut self) {
-        self.len = 0;
-        self.keys.clear();
-        self.values.clear();
-        self.block_key_sums.clear();
-        self.block_value_sums.clear();
-    }
-
-    fn row(data: &[f32], layout: CacheLayout, index: usize, head: usize) -> &[f32] {
-        assert!(head < layout.kv_heads, "kv head {head} out of range");
-        let start = (index * layout.kv_heads + head) * layout.head_dim;
-        &data[start..start + layout.head_dim]
-    }
-
-    /// Key of `head` at `position`.
-    ///
-    /// # Panics
-    /// If `position >= len` or `head >= kv_heads`.
-    #[must_use]
-    pub fn key(&self, position: usize, head: usize) -> &[f32] {
-        Self::row(&self.keys, self.layout, position, head)
-    }
-
-    /// Value of `head` at `position`.
-    ///
-    /// # Panics
-    /// If `position >= len` or `head >= kv_heads`.
-    #[must_use]
-    pub fn value(&self, position: usize, head: usize) -> &[f32] {
-        Self::row(&self.values, self.layout, position, head)
-    }
-
-    /// Tokens cached so far in block `block` (0 for a block not started).
-    #[must_use]
-    pub fn block_len(&self, block: usize) -> usize {
-        let start = block.saturating_mul(self.layout.block_size);
-        self.len.saturating_sub(start).min(self.layout.block_size)
-    }
-
-    /// Sum of the keys of `head` over the cached tokens of `block`.
-    ///
-    /// # Panics
-    /// If `block` has no cached token or `head >= kv_heads`.
-    #[must_use]
-    pub fn block_key_sum(&self, block: usize, head: usize) -> &[f32] {
-        Self::row(&self.block_key_sums, self.layout, block, head)
-    }
-
-    /// Sum of the values of `head` over the cached tokens of `block`.
-    ///
-    /// # Panics
-    /// If `block` has no cached token or `head >= kv_heads`.
-    #[must_use]
-    pub fn block_value_sum(&self, block: usize, head: usize) -> &[f32] {
-        Self::row(&self.block_value_sums, self.layout, block, head)
+        self.appended = 0;
+        self.landmarks.clear();
+        if let Some(heavy) = &mut self.heavy {
+            heavy.index.clear();
+            heavy.mass.fill(0.0);
+        }
     }
 }
 
@@ -249,75 +632,4 @@ fn add_assign(sum: &mut [f32], x: &[f32]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LAYOUT: CacheLayout = CacheLayout {
-        kv_heads: 2,
-        head_dim: 1,
-        block_size: 2,
-    };
-
-    #[test]
-    fn block_sums_track_appends() {
-        let mut c = KvCache::new(3, LAYOUT).unwrap();
-        c.append(&[1.0, 10.0], &[2.0, 20.0]).unwrap();
-        c.append(&[3.0, 30.0], &[4.0, 40.0]).unwrap();
-        c.append(&[5.0, 50.0], &[6.0, 60.0]).unwrap();
-        assert_eq!(c.block_key_sum(0, 1), &[40.0]);
-        assert_eq!(c.block_value_sum(0, 0), &[6.0]);
-        assert_eq!(c.block_key_sum(1, 0), &[5.0]);
-        assert_eq!((c.block_len(0), c.block_len(1), c.block_len(2)), (2, 1, 0));
-        assert_eq!(c.key(2, 1), &[50.0]);
-        assert_eq!(c.value(1, 0), &[4.0]);
-    }
-
-    #[test]
-    fn full_cache_is_a_typed_error_and_unchanged() {
-        let mut c = KvCache::new(1, LAYOUT).unwrap();
-        c.append(&[1.0, 2.0], &[3.0, 4.0]).unwrap();
-        let before = c.clone();
-        assert_eq!(
-            c.append(&[1.0, 2.0], &[3.0, 4.0]),
-            Err(AttentionError::CacheFull { capacity: 1 })
-        );
-        assert_eq!(c, before);
-    }
-
-    #[test]
-    fn wrong_token_length_is_rejected() {
-        let mut c = KvCache::new(2, LAYOUT).unwrap();
-        let err = c.append(&[1.0], &[3.0, 4.0]).unwrap_err();
-        assert!(matches!(
-            err,
-            AttentionError::Shape(ShapeError::LengthMismatch {
-                expected: 2,
-                actual: 1,
-                ..
-            })
-        ));
-        assert!(c.is_empty());
-    }
-
-    #[test]
-    fn bad_construction_is_rejected() {
-        assert_eq!(KvCache::new(0, LAYOUT), Err(AttentionError::ZeroCapacity));
-        let zero_block = CacheLayout {
-            block_size: 0,
-            ..LAYOUT
-        };
-        assert_eq!(
-            KvCache::new(4, zero_block),
-            Err(AttentionError::Config(ConfigError::ZeroBlockSize))
-        );
-        assert!(matches!(
-            KvCache::new(usize::MAX, LAYOUT),
-            Err(AttentionError::Shape(ShapeError::Overflow { .. }))
-        ));
-        let mut c = KvCache::new(4, LAYOUT).unwrap();
-        c.append(&[1.0, 2.0], &[3.0, 4.0]).unwrap();
-        c.clear();
-        assert!(c.is_empty());
-        assert_eq!(c.capacity(), 4);
-    }
-}
+mod tests;

@@ -24,6 +24,49 @@ pub enum BackendKind {
     Reference,
 }
 
+/// Element type of the streaming KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheDtype {
+    /// 4 bytes per element; step equals prefill to f32 rounding.
+    #[default]
+    F32,
+    /// 2 bytes per element (IEEE binary16): half the memory per tracked
+    /// person, at the cost of rounding cached keys and values.
+    F16,
+}
+
+impl CacheDtype {
+    /// Bytes per cached element.
+    #[must_use]
+    pub const fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 => 2,
+        }
+    }
+}
+
+/// What a full streaming cache does with the next token. Opt-in: by
+/// default a full cache refuses the token with a typed error, so no
+/// context is ever lost silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Eviction {
+    /// Refuse the token ([`AttentionError::CacheFull`](crate::AttentionError::CacheFull)).
+    #[default]
+    None,
+    /// Evict the oldest token: the cache holds the most recent `capacity`.
+    SlidingWindow,
+    /// H2O: always keep the `recent` newest tokens; beyond them evict the
+    /// token with the least attention mass accumulated over all steps so
+    /// far (ties: the oldest).
+    HeavyHitter {
+        /// Newest tokens never evicted; at least 1 and below the capacity.
+        recent: usize,
+    },
+}
+
 /// Shape and sparsity pattern of one attention head group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +94,13 @@ pub struct HeadConfig {
     /// Attend to landmark block means outside the window.
     #[serde(default = "enabled")]
     pub landmarks: bool,
+    /// Element type of streaming caches (`"f32"` or `"f16"`).
+    #[serde(default)]
+    pub cache_dtype: CacheDtype,
+    /// Eviction policy of streaming caches, e.g.
+    /// `eviction = { policy = "heavy_hitter", recent = 64 }`.
+    #[serde(default)]
+    pub eviction: Eviction,
 }
 
 fn default_global_tokens() -> Vec<usize> {
@@ -77,6 +127,8 @@ impl HeadConfig {
             global_tokens: default_global_tokens(),
             log_stride: true,
             landmarks: true,
+            cache_dtype: CacheDtype::F32,
+            eviction: Eviction::None,
         }
     }
 
@@ -84,8 +136,9 @@ impl HeadConfig {
     ///
     /// # Errors
     /// One [`ConfigError`] variant per rule: zero `q_heads`, zero
-    /// `kv_heads`, zero `head_dim`, zero `block_size`, and `kv_heads` not
-    /// dividing `q_heads`.
+    /// `kv_heads`, zero `head_dim`, zero `block_size`, a heavy-hitter
+    /// policy keeping zero recent tokens, and `kv_heads` not dividing
+    /// `q_heads`.
     pub const fn validate(&self) -> Result<(), ConfigError> {
         if self.q_heads == 0 {
             return Err(ConfigError::ZeroQueryHeads);
@@ -98,6 +151,9 @@ impl HeadConfig {
         }
         if self.block_size == 0 {
             return Err(ConfigError::ZeroBlockSize);
+        }
+        if let Eviction::HeavyHitter { recent: 0 } = self.eviction {
+            return Err(ConfigError::ZeroRecent);
         }
         if !self.q_heads.is_multiple_of(self.kv_heads) {
             return Err(ConfigError::GroupRatio {
@@ -138,7 +194,12 @@ mod tests {
     fn each_rule_has_its_own_error_naming_the_field() {
         let base = HeadConfig::default_aether();
         type Case = (fn(&mut HeadConfig), ConfigError, &'static str);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
+            (
+                |c| c.eviction = Eviction::HeavyHitter { recent: 0 },
+                ConfigError::ZeroRecent,
+                "eviction.recent",
+            ),
             (|c| c.q_heads = 0, ConfigError::ZeroQueryHeads, "q_heads"),
             (
                 |c| c.kv_heads = 0,

@@ -58,6 +58,10 @@ pub enum ConfigError {
     /// `block_size` is 0 (landmark blocks would be empty).
     #[error("`block_size` must be at least 1")]
     ZeroBlockSize,
+    /// A heavy-hitter eviction policy that keeps no recent token (the token
+    /// being appended must survive its own step).
+    #[error("`eviction.recent` must be at least 1")]
+    ZeroRecent,
     /// `kv_heads` does not divide `q_heads`, so query heads cannot be grouped.
     #[error("`kv_heads` ({kv_heads}) must divide `q_heads` ({q_heads})")]
     GroupRatio {
@@ -77,6 +81,7 @@ impl ConfigError {
             Self::ZeroKeyValueHeads | Self::GroupRatio { .. } => "kv_heads",
             Self::ZeroHeadDim => "head_dim",
             Self::ZeroBlockSize => "block_size",
+            Self::ZeroRecent => "eviction.recent",
         }
     }
 }
@@ -175,6 +180,17 @@ pub enum AttentionError {
     /// A cache of zero tokens was requested.
     #[error("KV cache capacity must be at least 1")]
     ZeroCapacity,
+    /// A heavy-hitter cache whose recent tokens fill it has no room for a
+    /// heavy hitter.
+    #[error(
+        "heavy-hitter eviction keeps {recent} recent tokens; the capacity ({capacity}) must exceed it"
+    )]
+    RecentNotBelowCapacity {
+        /// `eviction.recent`.
+        recent: usize,
+        /// Requested capacity.
+        capacity: usize,
+    },
     /// Memory for a cache or buffer could not be reserved.
     #[error("could not allocate {bytes} bytes")]
     OutOfMemory {

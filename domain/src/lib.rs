@@ -19,11 +19,12 @@ pub mod error;
 pub mod numerics;
 pub mod pattern;
 pub mod port;
+mod position_index;
 pub mod selection;
 pub mod tensor;
 
-pub use cache::{CacheLayout, KvCache};
-pub use config::{BackendKind, HeadConfig};
+pub use cache::{CacheLayout, KvCache, Landmark, Row};
+pub use config::{BackendKind, CacheDtype, Eviction, HeadConfig};
 pub use error::{AttentionError, ConfigError, ShapeError};
 pub use pattern::{Candidates, SparsePattern};
 pub use port::AttentionBackend;

@@ -1,0 +1,207 @@
+//! Cache tests: block sums, storage types, each eviction policy's
+//! retention rule, and typed errors that leave the cache unchanged.
+
+use super::*;
+use alloc::vec;
+
+const LAYOUT: CacheLayout = CacheLayout {
+    kv_heads: 2,
+    head_dim: 1,
+    block_size: 2,
+    dtype: CacheDtype::F32,
+    eviction: Eviction::None,
+};
+
+fn row(r: Row<'_>) -> Vec<f32> {
+    let mut out = vec![0.0; r.len()];
+    r.to_f32(&mut out);
+    out
+}
+
+fn with(eviction: Eviction) -> CacheLayout {
+    CacheLayout { eviction, ..LAYOUT }
+}
+
+/// Appends tokens whose keys and values encode their position.
+fn fill(cache: &mut KvCache, positions: core::ops::Range<usize>) {
+    for p in positions {
+        let x = p as f32;
+        cache.append(&[x, 10.0 * x], &[-x, -10.0 * x]).unwrap();
+    }
+}
+
+#[test]
+fn block_sums_track_appends() {
+    let mut c = KvCache::new(3, LAYOUT).unwrap();
+    c.append(&[1.0, 10.0], &[2.0, 20.0]).unwrap();
+    c.append(&[3.0, 30.0], &[4.0, 40.0]).unwrap();
+    c.append(&[5.0, 50.0], &[6.0, 60.0]).unwrap();
+    let block0 = c.landmark(0).unwrap();
+    assert_eq!(
+        (block0.key_sum, block0.value_sum, block0.count),
+        (&[4.0, 40.0][..], &[6.0, 60.0][..], 2)
+    );
+    let block1 = c.landmark(1).unwrap();
+    assert_eq!((block1.key_sum, block1.count), (&[5.0, 50.0][..], 1));
+    assert!(c.landmark(2).is_none());
+    assert_eq!(row(c.key(2, 1)), [50.0]);
+    assert_eq!(row(c.value(1, 0)), [4.0]);
+    assert_eq!(
+        (c.len(), c.retained(), c.slot(2), c.slot(3)),
+        (3, 3, Some(2), None)
+    );
+}
+
+#[test]
+fn full_cache_without_eviction_is_a_typed_error_and_unchanged() {
+    let mut c = KvCache::new(1, LAYOUT).unwrap();
+    c.append(&[1.0, 2.0], &[3.0, 4.0]).unwrap();
+    let before = c.clone();
+    assert!(!c.has_room());
+    assert_eq!(
+        c.append(&[1.0, 2.0], &[3.0, 4.0]),
+        Err(AttentionError::CacheFull { capacity: 1 })
+    );
+    assert_eq!(c, before);
+}
+
+#[test]
+fn wrong_token_length_is_rejected() {
+    let mut c = KvCache::new(2, LAYOUT).unwrap();
+    let err = c.append(&[1.0], &[3.0, 4.0]).unwrap_err();
+    assert!(matches!(
+        err,
+        AttentionError::Shape(ShapeError::LengthMismatch {
+            expected: 2,
+            actual: 1,
+            ..
+        })
+    ));
+    assert!(c.is_empty());
+}
+
+#[test]
+fn bad_construction_is_rejected() {
+    assert_eq!(KvCache::new(0, LAYOUT), Err(AttentionError::ZeroCapacity));
+    let zero_block = CacheLayout {
+        block_size: 0,
+        ..LAYOUT
+    };
+    assert_eq!(
+        KvCache::new(4, zero_block),
+        Err(AttentionError::Config(ConfigError::ZeroBlockSize))
+    );
+    assert!(matches!(
+        KvCache::new(usize::MAX, LAYOUT),
+        Err(AttentionError::Shape(ShapeError::Overflow { .. }))
+    ));
+    assert_eq!(
+        KvCache::new(4, with(Eviction::HeavyHitter { recent: 4 })),
+        Err(AttentionError::RecentNotBelowCapacity {
+            recent: 4,
+            capacity: 4
+        })
+    );
+    assert_eq!(
+        KvCache::new(4, with(Eviction::HeavyHitter { recent: 0 })),
+        Err(AttentionError::Config(ConfigError::ZeroRecent))
+    );
+}
+
+#[test]
+fn f16_storage_rounds_and_sums_what_it_stores() {
+    let layout = CacheLayout {
+        dtype: CacheDtype::F16,
+        ..LAYOUT
+    };
+    assert_eq!(layout.bytes_per_token(), 2 * 2 * 2);
+    assert_eq!(LAYOUT.bytes_per_token(), 2 * 2 * 4);
+    let mut c = KvCache::new(4, layout).unwrap();
+    // 1 + 2^-12 is not representable in f16 (10 mantissa bits): rounds to 1.
+    let x = 1.0 + 1.0 / 4096.0;
+    c.append(&[x, 3.0], &[x, -3.0]).unwrap();
+    c.append(&[x, 3.0], &[x, -3.0]).unwrap();
+    assert!(matches!(c.keys(), Row::F16(_)));
+    assert_eq!(row(c.key(0, 0)), [1.0]);
+    assert_eq!(c.landmark(0).unwrap().key_sum, &[2.0, 6.0]);
+}
+
+#[test]
+fn sliding_window_keeps_the_newest_tokens() {
+    let mut c = KvCache::new(5, with(Eviction::SlidingWindow)).unwrap();
+    fill(&mut c, 0..12);
+    assert_eq!((c.len(), c.retained()), (12, 5));
+    for p in 0..12 {
+        let slot = c.slot(p);
+        assert_eq!(slot.is_some(), p >= 7, "position {p}");
+        if let Some(slot) = slot {
+            assert_eq!(c.position_of_slot(slot), p);
+            assert_eq!(row(c.key(slot, 0)), [p as f32]);
+            assert_eq!(row(c.value(slot, 1)), [-10.0 * p as f32]);
+        }
+    }
+    // Blocks of 2: block 3 (6, 7) lost token 6; block 4 (8, 9) is whole.
+    assert!(c.landmark(3).is_none());
+    assert_eq!(c.landmark(4).unwrap().key_sum, &[17.0, 170.0]);
+    assert_eq!(c.landmark(5).unwrap().count, 2);
+    assert!(c.landmark(6).is_none(), "not started");
+}
+
+#[test]
+fn heavy_hitter_keeps_recent_tokens_and_the_most_attended() {
+    let mut c = KvCache::new(4, with(Eviction::HeavyHitter { recent: 2 })).unwrap();
+    assert!(c.tracks_attention());
+    fill(&mut c, 0..4);
+    // Token 1 is attended heavily, token 0 a little, 2 and 3 not at all.
+    c.record_attention(c.slot(1).unwrap(), 3.0);
+    c.record_attention(c.slot(0).unwrap(), 0.5);
+    // Appending 4 protects 3 and 4; the victim is the least-mass older
+    // token: 2 (mass 0).
+    fill(&mut c, 4..5);
+    assert_eq!(c.slot(2), None);
+    let held: Vec<bool> = (0..5).map(|p| c.slot(p).is_some()).collect();
+    assert_eq!(held, [true, true, false, true, true]);
+    // Appending 5 protects 4 and 5; among 0 (0.5), 1 (3.0) and 3 (0.0) the
+    // victim is 3.
+    fill(&mut c, 5..6);
+    assert_eq!(c.slot(3), None);
+    assert_eq!(c.slot(1).map(|s| c.position_of_slot(s)), Some(1));
+    // Ties go to the oldest: 0 has 0.5, give 4 the same; appending 6
+    // protects 5 and 6, the victim is 0 (older than 4).
+    c.record_attention(c.slot(4).unwrap(), 0.5);
+    fill(&mut c, 6..7);
+    assert_eq!(c.slot(0), None);
+    let held: Vec<usize> = (0..7).filter(|&p| c.slot(p).is_some()).collect();
+    assert_eq!(held, [1, 4, 5, 6]);
+    assert_eq!(c.attention_mass(c.slot(1).unwrap()), 3.0);
+    assert_eq!(
+        c.attention_mass(c.slot(6).unwrap()),
+        0.0,
+        "new tokens start at 0"
+    );
+    // Evicted tokens drop their block's summary: block 0 (0, 1) lost 0.
+    assert!(c.landmark(0).is_none());
+    assert!(c.landmark(1).is_none(), "block 1 (2, 3) lost both");
+    let block2 = c.landmark(2).expect("block 2 (4, 5) kept both tokens");
+    assert_eq!((block2.key_sum, block2.count), (&[9.0, 90.0][..], 2));
+}
+
+#[test]
+fn clear_keeps_capacity_and_forgets_everything() {
+    let mut c = KvCache::new(4, with(Eviction::HeavyHitter { recent: 1 })).unwrap();
+    fill(&mut c, 0..6);
+    c.clear();
+    assert!(c.is_empty());
+    assert_eq!((c.capacity(), c.retained(), c.slot(5)), (4, 0, None));
+    assert!(c.landmark(0).is_none());
+    fill(&mut c, 0..2);
+    assert_eq!(c.slot(1), Some(1));
+}
+
+#[test]
+fn clones_keep_all_their_memory() {
+    let mut c = KvCache::new(6, LAYOUT).unwrap();
+    fill(&mut c, 0..2);
+    let copy = c.clone();
+    assert_eq!(copy.keys().len(), 6 * 2, "slots are allocated up front");
+}
