@@ -36,6 +36,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::config::{CacheDtype, Eviction, HeadConfig};
+use crate::numerics::{self, LANES};
 use crate::error::{AttentionError, ConfigError, ShapeError};
 
 /// The head shape and storage policy a cache is built for.
@@ -105,6 +106,60 @@ impl Row<'_> {
     #[must_use]
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// `q · row`, in f32 (f16 elements widened exactly, [`LANES`] at a time).
+    ///
+    /// # Panics
+    /// In debug builds, if the lengths differ.
+    #[inline(always)]
+    #[must_use]
+    pub fn dot(&self, q: &[f32]) -> f32 {
+        match self {
+            Self::F32(r) => numerics::dot(q, r),
+            Self::F16(r) => {
+                debug_assert_eq!(q.len(), r.len());
+                let mut acc = [0.0f32; LANES];
+                let mut wide = [0.0f32; LANES];
+                let mut q_chunks = q.chunks_exact(LANES);
+                let mut r_chunks = r.chunks_exact(LANES);
+                for (qc, rc) in (&mut q_chunks).zip(&mut r_chunks) {
+                    rc.convert_to_f32_slice(&mut wide);
+                    for lane in 0..LANES {
+                        acc[lane] += qc[lane] * wide[lane];
+                    }
+                }
+                let mut sum = 0.0f32;
+                for (x, h) in q_chunks.remainder().iter().zip(r_chunks.remainder()) {
+                    sum += x * h.to_f32();
+                }
+                acc.iter().fold(sum, |s, a| s + a)
+            }
+        }
+    }
+
+    /// `out += weight * row`.
+    ///
+    /// # Panics
+    /// In debug builds, if the lengths differ.
+    #[inline(always)]
+    pub fn add_scaled_to(&self, out: &mut [f32], weight: f32) {
+        match self {
+            Self::F32(r) => numerics::axpy(out, weight, r),
+            Self::F16(r) => {
+                debug_assert_eq!(out.len(), r.len());
+                let mut wide = [0.0f32; LANES];
+                let mut o_chunks = out.chunks_exact_mut(LANES);
+                let mut r_chunks = r.chunks_exact(LANES);
+                for (oc, rc) in (&mut o_chunks).zip(&mut r_chunks) {
+                    rc.convert_to_f32_slice(&mut wide);
+                    numerics::axpy(oc, weight, &wide);
+                }
+                for (o, h) in o_chunks.into_remainder().iter_mut().zip(r_chunks.remainder()) {
+                    *o += weight * h.to_f32();
+                }
+            }
+        }
     }
 
     /// Widens the row into `out` (exact for both types).

@@ -349,7 +349,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
         }
         // Every layer appends one token; check room in all of them first so
         // a full cache cannot leave earlier layers one token ahead.
-        if let Some(full) = stream.caches.iter().find(|c| c.is_full()) {
+        if let Some(full) = stream.caches.iter().find(|c| !c.has_room()) {
             return Err(AttentionError::CacheFull {
                 capacity: full.capacity(),
             }

@@ -59,6 +59,7 @@ fn pattern(c: &VectorConfig) -> SparsePattern {
         global_tokens: c.global_tokens.clone(),
         log_stride: c.log_stride,
         landmarks: c.landmarks,
+        ..HeadConfig::default_aether()
     })
     .expect("vector configs are valid")
 }

@@ -97,7 +97,9 @@ fn step_rows<const R: usize>(
     let dim = head.dim;
     out.fill(0.0);
     let mut softmax = OnlineSoftmax::<R>::new();
-    let len = cache.len();
+    // Slots 0..retained hold every retained token (in position order when
+    // nothing was evicted, so tiles match prefill's).
+    let len = cache.retained();
     let mut first_key = 0;
     while first_key < len {
         let count = TILE.min(len - first_key);
@@ -105,7 +107,7 @@ fn step_rows<const R: usize>(
         for j in 0..count {
             let key = cache.key(first_key + j, kv_head);
             for r in 0..R {
-                scores[r][j / LANES].0[j % LANES] = numerics::dot(queries[r], key) * head.scale;
+                scores[r][j / LANES].0[j % LANES] = key.dot(queries[r]) * head.scale;
             }
         }
         let alpha = softmax.absorb(&mut scores);
@@ -115,7 +117,7 @@ fn step_rows<const R: usize>(
         for j in 0..count {
             let value = cache.value(first_key + j, kv_head);
             for (r, row) in out.chunks_exact_mut(dim).enumerate() {
-                numerics::axpy(row, scores[r][j / LANES].0[j % LANES], value);
+                value.add_scaled_to(row, scores[r][j / LANES].0[j % LANES]);
             }
         }
         first_key += count;
@@ -179,6 +181,25 @@ pub(crate) fn step(head: &Head, q: &[f32], cache: &KvCache, out: &mut [f32]) {
                 }
             };
             first += taken;
+        }
+    }
+}
+
+/// Heavy-hitter bookkeeping: adds to each retained token's attention mass
+/// its softmax weight, summed over the query heads of `q`. Three passes
+/// (max, sum, record) per head, so a step with heavy-hitter eviction costs
+/// about three times one without; only called when the cache tracks mass.
+pub(crate) fn record_attention(head: &Head, q: &[f32], cache: &mut KvCache) {
+    let dim = head.dim;
+    let len = cache.retained();
+    for (h, query) in q.chunks_exact(dim).enumerate() {
+        let kv_head = h / head.group;
+        let score = |cache: &KvCache, slot: usize| cache.key(slot, kv_head).dot(query) * head.scale;
+        let max = (0..len).map(|s| score(cache, s)).fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = (0..len).map(|s| numerics::exp(score(cache, s) - max)).sum();
+        for slot in 0..len {
+            let weight = numerics::exp(score(cache, slot) - max) / sum;
+            cache.record_attention(slot, weight);
         }
     }
 }

@@ -122,6 +122,9 @@ impl AttentionBackend for DenseBackend {
         check::step(&self.config, q, k, v, cache, out)?;
         cache.append(k.as_slice(), v.as_slice())?;
         dispatch::step(self.isa, &self.head(), q.as_slice(), cache, out);
+        if cache.tracks_attention() {
+            decode::record_attention(&self.head(), q.as_slice(), cache);
+        }
         Ok(())
     }
 }

@@ -36,6 +36,7 @@ fn config(q_heads: usize, kv_heads: usize, head_dim: usize, causal: bool) -> Hea
         global_tokens: vec![0],
         log_stride: true,
         landmarks: true,
+        ..HeadConfig::default_aether()
     }
 }
 

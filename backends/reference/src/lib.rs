@@ -15,8 +15,8 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use aether_domain::{
-    AttentionBackend, AttentionError, Candidates, ConfigError, HeadConfig, KvCache, SparsePattern,
-    Tensor, TensorView, check,
+    AttentionBackend, AttentionError, Candidates, ConfigError, HeadConfig, KvCache, Row,
+    SparsePattern, Tensor, TensorView, check,
 };
 
 /// Naive attention over the SPEC §3 candidate pattern.
@@ -38,10 +38,14 @@ impl ReferenceBackend {
 }
 
 /// Where a query's keys and values come from: a prefill tensor pair or a
-/// streaming cache. Positions are absolute.
+/// streaming cache. Positions are absolute; rows come back widened to f64.
 trait KeyValueSource {
-    fn key(&self, position: usize, head: usize) -> &[f32];
-    fn value(&self, position: usize, head: usize) -> &[f32];
+    fn key(&self, position: usize, head: usize) -> Vec<f64>;
+    fn value(&self, position: usize, head: usize) -> Vec<f64>;
+}
+
+fn widen(row: &[f32]) -> Vec<f64> {
+    row.iter().map(|&x| f64::from(x)).collect()
 }
 
 struct Prefill<'a> {
@@ -50,30 +54,44 @@ struct Prefill<'a> {
 }
 
 impl KeyValueSource for Prefill<'_> {
-    fn key(&self, position: usize, head: usize) -> &[f32] {
-        self.k.row(position, head)
+    fn key(&self, position: usize, head: usize) -> Vec<f64> {
+        widen(self.k.row(position, head))
     }
-    fn value(&self, position: usize, head: usize) -> &[f32] {
-        self.v.row(position, head)
+    fn value(&self, position: usize, head: usize) -> Vec<f64> {
+        widen(self.v.row(position, head))
     }
 }
 
+/// Reads the cache through its slot lookup; the caller only asks for
+/// retained positions.
 impl KeyValueSource for KvCache {
-    fn key(&self, position: usize, head: usize) -> &[f32] {
-        KvCache::key(self, position, head)
+    fn key(&self, position: usize, head: usize) -> Vec<f64> {
+        decode(KvCache::key(self, retained_slot(self, position), head))
     }
-    fn value(&self, position: usize, head: usize) -> &[f32] {
-        KvCache::value(self, position, head)
+    fn value(&self, position: usize, head: usize) -> Vec<f64> {
+        decode(KvCache::value(self, retained_slot(self, position), head))
     }
+}
+
+fn retained_slot(cache: &KvCache, position: usize) -> usize {
+    cache
+        .slot(position)
+        .unwrap_or_else(|| panic!("position {position} is not retained"))
+}
+
+fn decode(row: Row<'_>) -> Vec<f64> {
+    let mut out = alloc::vec![0.0f32; row.len()];
+    row.to_f32(&mut out);
+    widen(&out)
 }
 
 /// The mean of `rows`, in f64.
-fn mean<'a>(rows: impl ExactSizeIterator<Item = &'a [f32]>, dim: usize) -> Vec<f64> {
+fn mean(rows: impl ExactSizeIterator<Item = Vec<f64>>, dim: usize) -> Vec<f64> {
     let count = rows.len() as f64;
     let mut sum = alloc::vec![0.0f64; dim];
     for row in rows {
-        for (s, &x) in sum.iter_mut().zip(row) {
-            *s += f64::from(x);
+        for (s, x) in sum.iter_mut().zip(row) {
+            *s += x;
         }
     }
     sum.iter().map(|s| s / count).collect()
@@ -81,7 +99,8 @@ fn mean<'a>(rows: impl ExactSizeIterator<Item = &'a [f32]>, dim: usize) -> Vec<f
 
 impl ReferenceBackend {
     /// Attention of one query row over `candidates` (positions `< n`),
-    /// written to `out`.
+    /// written to `out`. Returns the softmax weight of each token
+    /// candidate, in the order of `candidates.tokens`.
     fn attend(
         &self,
         query: &[f32],
@@ -90,14 +109,13 @@ impl ReferenceBackend {
         n: usize,
         source: &impl KeyValueSource,
         out: &mut [f32],
-    ) {
+    ) -> Vec<f64> {
         let dim = self.config.head_dim;
-        let widen = |row: &[f32]| row.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
         let mut keys: Vec<Vec<f64>> = Vec::new();
         let mut values: Vec<Vec<f64>> = Vec::new();
         for &j in &candidates.tokens {
-            keys.push(widen(source.key(j, kv_head)));
-            values.push(widen(source.value(j, kv_head)));
+            keys.push(source.key(j, kv_head));
+            values.push(source.value(j, kv_head));
         }
         for &b in &candidates.landmark_blocks {
             let block = self.pattern.block_tokens(b, n);
@@ -119,6 +137,10 @@ impl ReferenceBackend {
             let acc: f64 = weights.iter().zip(&values).map(|(w, v)| w * v[d]).sum();
             *o = (acc / total) as f32;
         }
+        weights[..candidates.tokens.len()]
+            .iter()
+            .map(|w| w / total)
+            .collect()
     }
 }
 
@@ -166,11 +188,26 @@ impl AttentionBackend for ReferenceBackend {
         check::step(&self.config, q, k, v, cache, out)?;
         cache.append(k.as_slice(), v.as_slice())?;
         let i = cache.len() - 1;
-        let candidates = self.pattern.candidates(i, i + 1);
+        // The SPEC §3 set of position i, restricted to what the cache
+        // retains (everything, without eviction).
+        let mut candidates = self.pattern.candidates(i, i + 1);
+        candidates.tokens.retain(|&j| cache.slot(j).is_some());
+        candidates
+            .landmark_blocks
+            .retain(|&b| cache.landmark(b).is_some());
         let group = self.config.group_size();
         let dim = self.config.head_dim;
+        let mut mass = alloc::vec![0.0f64; candidates.tokens.len()];
         for (h, out_row) in out.chunks_exact_mut(dim).enumerate() {
-            self.attend(q.row(0, h), h / group, &candidates, i + 1, cache, out_row);
+            let weights = self.attend(q.row(0, h), h / group, &candidates, i + 1, cache, out_row);
+            mass.iter_mut().zip(weights).for_each(|(m, w)| *m += w);
+        }
+        if cache.tracks_attention() {
+            for (&j, m) in candidates.tokens.iter().zip(mass) {
+                if let Some(slot) = cache.slot(j) {
+                    cache.record_attention(slot, m as f32);
+                }
+            }
         }
         Ok(())
     }

@@ -205,3 +205,18 @@ fn clones_keep_all_their_memory() {
     let copy = c.clone();
     assert_eq!(copy.keys().len(), 6 * 2, "slots are allocated up front");
 }
+
+#[test]
+fn rows_of_both_types_dot_and_accumulate_alike() {
+    let values: Vec<f32> = (0..19).map(|i| i as f32 * 0.25 - 2.0).collect();
+    let halves: Vec<f16> = values.iter().map(|&x| f16::from_f32(x)).collect();
+    let q: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.125).collect();
+    let want: f32 = q.iter().zip(&values).map(|(a, b)| a * b).sum();
+    for r in [Row::F32(&values), Row::F16(&halves)] {
+        assert!((r.dot(&q) - want).abs() < 1e-4, "{r:?}");
+        let mut out = vec![1.0f32; 19];
+        r.add_scaled_to(&mut out, 2.0);
+        let expected: Vec<f32> = values.iter().map(|x| 1.0 + 2.0 * x).collect();
+        assert_eq!(out, expected, "quarter steps are exact in f16");
+    }
+}
