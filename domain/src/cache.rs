@@ -36,8 +36,8 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::config::{CacheDtype, Eviction, HeadConfig};
-use crate::numerics::{self, LANES};
 use crate::error::{AttentionError, ConfigError, ShapeError};
+use crate::numerics::{self, LANES};
 
 /// The head shape and storage policy a cache is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,7 +155,11 @@ impl Row<'_> {
                     rc.convert_to_f32_slice(&mut wide);
                     numerics::axpy(oc, weight, &wide);
                 }
-                for (o, h) in o_chunks.into_remainder().iter_mut().zip(r_chunks.remainder()) {
+                for (o, h) in o_chunks
+                    .into_remainder()
+                    .iter_mut()
+                    .zip(r_chunks.remainder())
+                {
                     *o += weight * h.to_f32();
                 }
             }

@@ -3,7 +3,8 @@
 //! A [`HeadConfig`] names a backend; [`Backend::from_config`] runs the
 //! domain's selection rule and builds the matching implementation, and the
 //! [`Backend`] enum forwards the [`AttentionBackend`] port to it with static
-//! dispatch (a `match`, no `dyn`, usable on `no_std`). With the `std`
+//! dispatch (a `match`, no `dyn`, usable on `no_std`). [`tracks`] runs many
+//! independent streams over one backend. With the `std`
 //! feature, [`toml_config`] loads a `HeadConfig` from TOML with errors that
 //! name the key and line.
 //!
@@ -11,8 +12,11 @@
 //! backend; adding a backend means adding a variant here and nowhere else.
 #![cfg_attr(not(feature = "std"), no_std)]
 
+extern crate alloc;
+
 #[cfg(feature = "std")]
 pub mod toml_config;
+pub mod tracks;
 
 use aether_dense::DenseBackend;
 use aether_domain::{

@@ -8,7 +8,8 @@
 
 use aether_domain::error::Operand;
 use aether_domain::{
-    AttentionBackend, AttentionError, BackendKind, CacheLayout, HeadConfig, Tensor,
+    AttentionBackend, AttentionError, BackendKind, CacheDtype, CacheLayout, Eviction, HeadConfig,
+    Tensor,
 };
 use aether_engine::Backend;
 use aether_tests::{Rng, max_abs_diff, random_tensor, token};
@@ -69,6 +70,7 @@ fn arb_config(causal: Option<bool>) -> impl Strategy<Value = HeadConfig> {
                     global_tokens: globals,
                     log_stride: stride,
                     landmarks: marks,
+                    ..HeadConfig::default_aether()
                 }
             },
         )
@@ -364,12 +366,16 @@ fn shape_errors_are_typed_for_every_backend() {
                 expected: CacheLayout {
                     kv_heads: 2,
                     head_dim: 8,
-                    block_size: 16
+                    block_size: 16,
+                    dtype: CacheDtype::F32,
+                    eviction: Eviction::None,
                 },
                 actual: CacheLayout {
                     kv_heads: 2,
                     head_dim: 8,
-                    block_size: 4
+                    block_size: 4,
+                    dtype: CacheDtype::F32,
+                    eviction: Eviction::None,
                 },
             }
         );

@@ -52,7 +52,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The fixed frame sequence: 96 frames of 16 values in [-1, 1).
 fn generated_frames() -> Vec<f32> {
-    let mut rng = Rng::new(0xF4A3_E5);
+    let mut rng = Rng::new(0x00F4_A3E5);
     (0..FRAMES * 16).map(|_| rng.next_f32()).collect()
 }
 

@@ -195,7 +195,9 @@ pub(crate) fn record_attention(head: &Head, q: &[f32], cache: &mut KvCache) {
     for (h, query) in q.chunks_exact(dim).enumerate() {
         let kv_head = h / head.group;
         let score = |cache: &KvCache, slot: usize| cache.key(slot, kv_head).dot(query) * head.scale;
-        let max = (0..len).map(|s| score(cache, s)).fold(f32::NEG_INFINITY, f32::max);
+        let max = (0..len)
+            .map(|s| score(cache, s))
+            .fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = (0..len).map(|s| numerics::exp(score(cache, s) - max)).sum();
         for slot in 0..len {
             let weight = numerics::exp(score(cache, slot) - max) / sum;

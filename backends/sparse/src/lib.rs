@@ -261,6 +261,9 @@ impl AttentionBackend for SparseBackend {
             dim: self.config.head_dim,
         };
         step::attend(&head, q.as_slice(), cache, out);
+        if cache.tracks_attention() {
+            step::record_attention(&head, q.as_slice(), cache);
+        }
         Ok(())
     }
 }

@@ -15,7 +15,7 @@
 //! (up to [`HEAD_BLOCK`] at a time), so each cached row is read once per
 //! block of heads.
 
-use aether_domain::{KvCache, SparsePattern, numerics};
+use aether_domain::{KvCache, Row, SparsePattern, numerics};
 
 use crate::plan::{self, Extra};
 
@@ -51,30 +51,55 @@ struct Block<'a> {
     scale: f32,
     max: [f32; HEAD_BLOCK],
     sum: [f32; HEAD_BLOCK],
-    batch: [Extra; BATCH],
+    batch: [Resolved; BATCH],
     len: usize,
     weights: [[f32; BATCH]; HEAD_BLOCK],
 }
 
-/// Key or value row of a candidate and the factor that turns it into the
-/// candidate's vector (1 for a token, `1 / len` for a block sum).
-fn source(cache: &KvCache, kv_head: usize, candidate: Extra, keys: bool) -> (&[f32], f32) {
+/// A candidate found in the cache: a slot, or a retained landmark block.
+#[derive(Clone, Copy)]
+enum Resolved {
+    Slot(usize),
+    Landmark(usize),
+}
+
+/// Looks `candidate` up in the cache; `None` when it was evicted.
+fn resolve(cache: &KvCache, candidate: Extra) -> Option<Resolved> {
     match candidate {
-        Extra::Token(j) if keys => (cache.key(j, kv_head), 1.0),
-        Extra::Token(j) => (cache.value(j, kv_head), 1.0),
-        Extra::Landmark(b) => {
-            let inverse = 1.0 / cache.block_len(b) as f32;
-            if keys {
-                (cache.block_key_sum(b, kv_head), inverse)
-            } else {
-                (cache.block_value_sum(b, kv_head), inverse)
+        Extra::Token(j) => cache.slot(j).map(Resolved::Slot),
+        Extra::Landmark(b) => cache.landmark(b).map(|_| Resolved::Landmark(b)),
+    }
+}
+
+/// Key or value row of a resolved candidate and the factor that turns it
+/// into the candidate's vector (1 for a token, `1 / count` for a block sum).
+fn source(
+    cache: &KvCache,
+    kv_head: usize,
+    dim: usize,
+    candidate: Resolved,
+    keys: bool,
+) -> (Row<'_>, f32) {
+    match candidate {
+        Resolved::Slot(slot) if keys => (cache.key(slot, kv_head), 1.0),
+        Resolved::Slot(slot) => (cache.value(slot, kv_head), 1.0),
+        Resolved::Landmark(b) => match cache.landmark(b) {
+            Some(mark) => {
+                let sum = if keys { mark.key_sum } else { mark.value_sum };
+                let row = &sum[kv_head * dim..(kv_head + 1) * dim];
+                (Row::F32(row), 1.0 / mark.count as f32)
             }
-        }
+            // Resolved just before, with no append in between.
+            None => (Row::F32(&[]), 0.0),
+        },
     }
 }
 
 impl Block<'_> {
     fn push(&mut self, candidate: Extra) {
+        let Some(candidate) = resolve(self.cache, candidate) else {
+            return;
+        };
         self.batch[self.len] = candidate;
         self.len += 1;
         if self.len == BATCH {
@@ -87,10 +112,10 @@ impl Block<'_> {
         let dim = self.head.dim;
         let len = self.len;
         for c in 0..len {
-            let (key, factor) = source(self.cache, self.kv_head, self.batch[c], true);
+            let (key, factor) = source(self.cache, self.kv_head, dim, self.batch[c], true);
             for h in 0..self.heads {
                 let q = &self.q[h * dim..][..dim];
-                self.weights[h][c] = numerics::dot(q, key) * (self.scale * factor);
+                self.weights[h][c] = key.dot(q) * (self.scale * factor);
             }
         }
         for h in 0..self.heads {
@@ -108,10 +133,10 @@ impl Block<'_> {
         }
         for c in 0..len {
             let candidate = self.batch[c];
-            let (value, factor) = source(self.cache, self.kv_head, candidate, false);
+            let (value, factor) = source(self.cache, self.kv_head, dim, candidate, false);
             for h in 0..self.heads {
                 let weight = self.weights[h][c] * factor;
-                numerics::axpy(&mut self.out[h * dim..][..dim], weight, value);
+                value.add_scaled_to(&mut self.out[h * dim..][..dim], weight);
             }
         }
         self.len = 0;
@@ -148,7 +173,7 @@ pub(crate) fn attend(head: &StepHead<'_>, q: &[f32], cache: &KvCache, out: &mut 
                 scale,
                 max: [NO_SCORE; HEAD_BLOCK],
                 sum: [0.0; HEAD_BLOCK],
-                batch: [Extra::Token(0); BATCH],
+                batch: [Resolved::Slot(0); BATCH],
                 len: 0,
                 weights: [[0.0; BATCH]; HEAD_BLOCK],
             };
@@ -163,5 +188,65 @@ pub(crate) fn attend(head: &StepHead<'_>, q: &[f32], cache: &KvCache, out: &mut 
             }
             first += heads;
         }
+    }
+}
+
+/// Calls `visit` for every candidate of position `i` (of `n`): the window
+/// `lo..=hi`, then the extra tokens and landmarks.
+fn for_each_candidate(
+    pattern: &SparsePattern,
+    i: usize,
+    n: usize,
+    (lo, hi): (usize, usize),
+    mut visit: impl FnMut(Extra),
+) {
+    for j in lo..=hi {
+        visit(Extra::Token(j));
+    }
+    plan::for_each_extra(pattern, i, n, visit);
+}
+
+/// Heavy-hitter bookkeeping: adds to each retained token candidate of the
+/// newest position its softmax weight, summed over the query heads of `q`.
+/// Recomputes the scores (max, sum, record: three walks of the
+/// `O(W + log T)` candidates); only called when the cache tracks mass.
+pub(crate) fn record_attention(head: &StepHead<'_>, q: &[f32], cache: &mut KvCache) {
+    let Some(i) = cache.len().checked_sub(1) else {
+        return;
+    };
+    let n = i + 1;
+    let dim = head.dim;
+    let group = head.q_heads / head.kv_heads;
+    let scale = 1.0 / libm::sqrtf(dim as f32);
+    let window = head.pattern.window_bounds(i, n);
+    for (h, query) in q.chunks_exact(dim).enumerate() {
+        let kv_head = h / group;
+        // A retained candidate's score, with its slot when it is a token.
+        let score = |cache: &KvCache, candidate: Extra| {
+            let resolved = resolve(cache, candidate)?;
+            let (key, factor) = source(cache, kv_head, dim, resolved, true);
+            let slot = match resolved {
+                Resolved::Slot(slot) => Some(slot),
+                Resolved::Landmark(_) => None,
+            };
+            Some((key.dot(query) * scale * factor, slot))
+        };
+        let mut max = NO_SCORE;
+        for_each_candidate(head.pattern, i, n, window, |c| {
+            if let Some((s, _)) = score(cache, c) {
+                max = max.max(s);
+            }
+        });
+        let mut sum = 0.0f32;
+        for_each_candidate(head.pattern, i, n, window, |c| {
+            if let Some((s, _)) = score(cache, c) {
+                sum += numerics::exp(s - max);
+            }
+        });
+        for_each_candidate(head.pattern, i, n, window, |c| {
+            if let Some((s, Some(slot))) = score(cache, c) {
+                cache.record_attention(slot, numerics::exp(s - max) / sum);
+            }
+        });
     }
 }
