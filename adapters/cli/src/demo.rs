@@ -49,9 +49,10 @@ const DEMO_WINDOW: usize = BUNDLED_SEGMENT;
 /// Streaming vs prefill, same backend: the same candidates and arithmetic,
 /// but reductions run in another order (a step sees one query; prefill
 /// tiles queries), so f32 results differ by rounding only. SPEC §9 bounds
-/// each attention output by 1e-5; two layers of residual projections and
-/// the classifier, all with weights below 0.25 in magnitude, keep that
-/// scale at the logits.
+/// each attention output by 1e-5; the bundled model's projections (weights
+/// below 0.25 in magnitude) do not amplify that, and the measured worst
+/// case at the logits is below 5e-7, so 1e-5 leaves a 20x margin while still
+/// catching any real divergence (a wrong candidate moves logits by 1e-2).
 const STREAM_TOLERANCE: f32 = 1e-5;
 
 /// Between backends that must agree (sparse vs reference everywhere,
@@ -144,7 +145,11 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
         source,
     })?;
     let header = view.header();
-    let frames = parse_frames(BUNDLED_FRAMES, "bundled frames.csv", FEATURES)?;
+    let frames = parse_frames(
+        BUNDLED_FRAMES,
+        "bundled frames.csv",
+        usize::from(header.input_dim),
+    )?;
     let truth = synthetic::bundled(BUNDLED_SEED);
     let config = default_config(header);
     let random_weights = is_random_init(view);
@@ -217,14 +222,30 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
             decision_and_logits(logits)
         )?;
     }
-    if let Some((len, whole)) = sparse.prefill.last() {
-        writeln!(
-            out,
-            "  frames   0-{:<3}  (all)     {}",
-            len - 1,
-            decision_and_logits(whole)
-        )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Whole sequence ({} frames), every backend, prefill and streaming (last frame):",
+        frames.len()
+    )?;
+    for run in &runs {
+        if let (Some((_, prefill)), Some(streamed)) = (run.prefill.last(), run.streamed.last()) {
+            for (path, logits) in [("prefill", prefill), ("streaming", streamed)] {
+                writeln!(
+                    out,
+                    "  {:<10} {path:<10} {}",
+                    backend_name(run.kind),
+                    decision_and_logits(logits)
+                )?;
+            }
+        }
     }
+    writeln!(
+        out,
+        "  (dense differs from sparse here: {} frames is longer than the window W + 1 = {})",
+        frames.len(),
+        config.window + 1
+    )?;
     writeln!(out)?;
 
     let checks = agreement_checks(&runs, &config);
