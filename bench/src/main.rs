@@ -1,2 +1,109 @@
-//! Benchmarks of our backends against the published ruvllm_sparse_attention crate
-fn main() {}
+//! `aether-bench`: our sparse and dense backends against the published
+//! `ruvllm_sparse_attention` 0.1.1, in one release run on one thread.
+//!
+//! Usage: `aether-bench [--quick] [--json FILE] [--plot FILE.svg]`
+//! (`cargo xtask bench` forwards its arguments here). Prints the tables and
+//! the target verdicts of SPEC §9; `--json` writes every measurement,
+//! `--plot` a log-log figure of time against N.
+//!
+//! Why a binary and not criterion: the comparison is a handful of long
+//! runs whose *ratios* matter, taken in one process so the machine state is
+//! shared, plus a heap measurement that needs a global allocator.
+
+mod alloc_counter;
+mod plot;
+mod prefill;
+mod report;
+mod timing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: alloc_counter::CountingAllocator = alloc_counter::CountingAllocator;
+
+/// Parsed command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Args {
+    quick: bool,
+    json: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: aether-bench [--quick] [--json FILE] [--plot FILE.svg]";
+
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => parsed.quick = true,
+            "--json" => parsed.json = Some(args.next().ok_or("--json needs a FILE")?.into()),
+            "--plot" => parsed.plot = Some(args.next().ok_or("--plot needs a FILE.svg")?.into()),
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let isa = aether_sparse::Isa::detect();
+    println!(
+        "aether-bench{}: sparse kernel ISA {isa:?}; ruvllm_sparse_attention 0.1.1 (default features, serial)",
+        if args.quick { " --quick" } else { "" }
+    );
+    let results = prefill::run(prefill::Plan { quick: args.quick });
+    print!("{}", report::render(&results));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report::json(&results)).expect("serialisable");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        if let Err(e) = plot::write(&results, &["A-mha", "A-mqa", "B"], path) {
+            eprintln!("cannot plot to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_the_documented_flags() {
+        assert_eq!(args(&[]), Ok(Args::default()));
+        assert_eq!(
+            args(&["--quick", "--json", "a.json", "--plot", "p.svg"]),
+            Ok(Args {
+                quick: true,
+                json: Some("a.json".into()),
+                plot: Some("p.svg".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_and_incomplete_flags() {
+        assert!(args(&["--fast"]).unwrap_err().contains("unknown argument"));
+        assert!(args(&["--json"]).unwrap_err().contains("needs a FILE"));
+    }
+}

@@ -36,55 +36,166 @@ pub(crate) fn for_each_extra(
     n: usize,
     mut visit: impl FnMut(Extra),
 ) {
+    for_each_global(pattern, i, n, |g| visit(Extra::Token(g)));
+    for_each_stride(pattern, i, n, |j| visit(Extra::Token(j)));
+    for_each_landmark(pattern, i, n, |b| visit(Extra::Landmark(b)));
+}
+
+/// The global tokens query `i` attends to as extras: visible, outside the
+/// window, and not already a log-stride token of `i`.
+#[inline]
+pub(crate) fn for_each_global(
+    pattern: &SparsePattern,
+    i: usize,
+    n: usize,
+    mut visit: impl FnMut(usize),
+) {
     if i >= n {
         return;
     }
-    let (lo, hi) = pattern.window_bounds(i, n);
-    let causal = pattern.causal();
     for &g in pattern.globals() {
         // Globals are sorted: nothing later is visible either.
-        if g >= n || (causal && g > i) {
+        if g >= n || (pattern.causal() && g > i) {
             break;
         }
-        let in_window = lo <= g && g <= hi;
-        let is_stride = pattern.log_stride() && g.abs_diff(i).is_power_of_two();
-        if !in_window && !is_stride {
-            visit(Extra::Token(g));
+        if global_is_extra(pattern, g, i, n) {
+            visit(g);
         }
     }
-    if pattern.log_stride() {
-        // Left strides outside the window: i - s < lo, i.e. s > i - lo.
-        let mut stride = (i - lo + 1).checked_next_power_of_two();
-        while let Some(s) = stride.filter(|&s| s <= i) {
-            visit(Extra::Token(i - s));
+}
+
+/// Whether global token `g` is an extra of query `i`: visible, outside the
+/// window, and not a log-stride token of `i` (which would count it twice).
+#[inline]
+pub(crate) fn global_is_extra(pattern: &SparsePattern, g: usize, i: usize, n: usize) -> bool {
+    i < n && Query::new(pattern, i, n).global_is_extra(pattern, g)
+}
+
+/// One query position with its window bounds, so repeated questions about
+/// it (asked per stride, per global) cost no more calls into the pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Query {
+    /// Position.
+    pub(crate) i: usize,
+    /// Sequence length.
+    pub(crate) n: usize,
+    /// First window token.
+    pub(crate) lo: usize,
+    /// Last window token.
+    pub(crate) hi: usize,
+}
+
+impl Query {
+    /// Query `i < n` of `pattern`.
+    pub(crate) fn new(pattern: &SparsePattern, i: usize, n: usize) -> Self {
+        let (lo, hi) = pattern.window_bounds(i, n);
+        Self { i, n, lo, hi }
+    }
+
+    /// See [`global_is_extra`].
+    #[inline]
+    pub(crate) fn global_is_extra(&self, pattern: &SparsePattern, g: usize) -> bool {
+        if g >= self.n || (pattern.causal() && g > self.i) {
+            return false;
+        }
+        let in_window = self.lo <= g && g <= self.hi;
+        let is_stride = pattern.log_stride() && g.abs_diff(self.i).is_power_of_two();
+        !in_window && !is_stride
+    }
+
+    /// Every log-stride extra of this query: `i - s` for powers of two
+    /// `i - lo < s <= i`, then (non-causal) `i + s` for `hi - i < s < n - i`.
+    #[inline]
+    pub(crate) fn for_each_stride(&self, pattern: &SparsePattern, mut visit: impl FnMut(Stride)) {
+        if !pattern.log_stride() {
+            return;
+        }
+        let mut stride = (self.i - self.lo + 1).checked_next_power_of_two();
+        while let Some(s) = stride.filter(|&s| s <= self.i) {
+            visit(Stride::Left(s));
             stride = s.checked_mul(2);
         }
-        if !causal {
-            // Right strides outside the window: s > hi - i, i + s < n.
-            let mut stride = (hi - i + 1).checked_next_power_of_two();
-            while let Some(s) = stride.filter(|&s| s < n - i) {
-                visit(Extra::Token(i + s));
+        if !pattern.causal() {
+            let mut stride = (self.hi - self.i + 1).checked_next_power_of_two();
+            while let Some(s) = stride.filter(|&s| s < self.n - self.i) {
+                visit(Stride::Right(s));
                 stride = s.checked_mul(2);
             }
         }
     }
-    if pattern.landmarks() {
-        if let Some(p) = pattern.last_block_before_window(i) {
-            visit(Extra::Landmark(p));
-            let mut stride = 1usize;
-            while stride <= p {
-                visit(Extra::Landmark(p - stride));
-                stride = stride.saturating_mul(2);
-            }
+}
+
+/// The log-stride tokens `i ± 2^k` of query `i` outside its window.
+#[inline]
+pub(crate) fn for_each_stride(
+    pattern: &SparsePattern,
+    i: usize,
+    n: usize,
+    mut visit: impl FnMut(usize),
+) {
+    if i >= n || !pattern.log_stride() {
+        return;
+    }
+    Query::new(pattern, i, n).for_each_stride(pattern, |stride| {
+        visit(match stride {
+            Stride::Left(s) => i - s,
+            Stride::Right(s) => i + s,
+        });
+    });
+}
+
+/// A log-stride offset from a query: `i - s` or `i + s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stride {
+    /// `i - s`.
+    Left(usize),
+    /// `i + s` (non-causal only).
+    Right(usize),
+}
+
+/// Where query `i`'s landmark blocks hang from: the last block before the
+/// window and (non-causal) the first after it. Queries with equal pivots
+/// have equal landmark sets.
+#[inline]
+pub(crate) fn landmark_pivots(
+    pattern: &SparsePattern,
+    i: usize,
+    n: usize,
+) -> (Option<usize>, Option<usize>) {
+    if i >= n || !pattern.landmarks() {
+        return (None, None);
+    }
+    (
+        pattern.last_block_before_window(i),
+        pattern.first_block_after_window(i, n),
+    )
+}
+
+/// The landmark blocks of query `i`: `p, p-1, p-2, p-4, ...` below the
+/// window and (non-causal) `q, q+1, q+2, q+4, ...` above it.
+#[inline]
+pub(crate) fn for_each_landmark(
+    pattern: &SparsePattern,
+    i: usize,
+    n: usize,
+    mut visit: impl FnMut(usize),
+) {
+    let (below, above) = landmark_pivots(pattern, i, n);
+    if let Some(p) = below {
+        visit(p);
+        let mut stride = 1usize;
+        while stride <= p {
+            visit(p - stride);
+            stride = stride.saturating_mul(2);
         }
-        if let Some(q) = pattern.first_block_after_window(i, n) {
-            let blocks = pattern.block_count(n);
-            visit(Extra::Landmark(q));
-            let mut stride = 1usize;
-            while stride < blocks - q {
-                visit(Extra::Landmark(q + stride));
-                stride = stride.saturating_mul(2);
-            }
+    }
+    if let Some(q) = above {
+        let blocks = pattern.block_count(n);
+        visit(q);
+        let mut stride = 1usize;
+        while stride < blocks - q {
+            visit(q + stride);
+            stride = stride.saturating_mul(2);
         }
     }
 }

@@ -39,8 +39,15 @@ use crate::simd::Simd;
 pub(crate) const TILE: usize = 16;
 /// Most window keys scored at once; wider windows are streamed.
 const CHUNK: usize = 256;
-/// Key rows are padded to a multiple of this (the widest micro-kernel).
-const KEY_PAD: usize = 16;
+/// Key rows of a chunk are padded to a multiple of this (every score
+/// micro-kernel handles a multiple of 4 keys).
+const KEY_PAD: usize = 4;
+/// Buffers read as whole vectors are padded to a multiple of this (the
+/// widest ISA's lanes).
+const VECTOR_PAD: usize = 16;
+/// Most runs of distinct landmark pivots in a tile for which landmarks are
+/// scored as shared rows; beyond it they are scored per position.
+const MAX_LANDMARK_RUNS: usize = 4;
 /// Running maximum before any candidate: finite, so `exp(m_old - m_new)`
 /// is `exp(0)` rather than NaN while a row has seen nothing yet.
 const NO_SCORE: f32 = -1.0e30;
@@ -85,32 +92,51 @@ impl Problem<'_> {
         };
         span.min(self.n).clamp(1, CHUNK).next_multiple_of(KEY_PAD)
     }
+
+    /// Most log-stride distances (each a diagonal row of a tile).
+    fn max_diagonals(&self) -> usize {
+        let bits = (usize::BITS - self.n.leading_zeros()) as usize;
+        if self.pattern.causal() {
+            bits
+        } else {
+            2 * bits
+        }
+    }
 }
 
 /// Scratch of one prefill call, allocated once.
 pub(crate) struct Scratch {
     /// Queries of the tile, transposed and scaled: `[dim][rows]`.
     qt: Vec<f32>,
-    /// Scores, then probabilities, of the window chunk: `[chunk][rows]`.
+    /// Scores, then weights, of the window chunk: `[chunk][rows]`.
     st: Vec<f32>,
-    /// Window part of the output, transposed: `[dim][rows]`.
-    outt: Vec<f32>,
+    /// Output accumulators of the tile, row-major: `[rows][dim]`.
+    acc: Vec<f32>,
     /// Running maximum per row.
     max: Vec<f32>,
     /// Running softmax denominator per row.
     sum: Vec<f32>,
-    /// Factor still owed to the extras' weighted values per row.
-    extra_scale: Vec<f32>,
+    /// This chunk's maximum, then its rescale factor, per row.
+    factor: Vec<f32>,
     /// First window key of each tile position, relative to the chunk.
     lo: Vec<f32>,
     /// Last window key of each tile position, relative to the chunk.
     hi: Vec<f32>,
+    /// A row of zeros standing in for queries past the end.
+    zeros: Vec<f32>,
     /// Extras' scores, then weights, of one query: `[group][extras_stride]`.
     xs: Vec<f32>,
-    /// Row stride of `xs` (a multiple of [`KEY_PAD`]).
+    /// Row stride of `xs` (a multiple of [`VECTOR_PAD`]).
     extras_stride: usize,
-    /// The extras of one query.
+    /// The per-position extras of one query.
     extras: Vec<Extra>,
+    /// The extras shared across the tile.
+    shared: Vec<Extra>,
+    /// For each shared extra, the positions (bits) that attend to it.
+    shared_bits: Vec<u32>,
+    /// Log-stride diagonals of the tile: position `t` attends to key
+    /// `base + t` when bit `t` is set.
+    diagonals: Vec<(isize, u32)>,
     /// Landmark key means of one KV head: `[blocks][dim]`.
     landmark_keys: Vec<f32>,
     /// Landmark value means of one KV head: `[blocks][dim]`.
@@ -127,6 +153,17 @@ fn buffer<T: Clone>(len: usize, fill: T) -> Result<Vec<T>, AttentionError> {
     Ok(v)
 }
 
+/// An empty vector with room for `capacity` items (pushes up to it never
+/// allocate).
+fn reserved<T>(capacity: usize) -> Result<Vec<T>, AttentionError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(capacity)
+        .map_err(|_| AttentionError::OutOfMemory {
+            bytes: capacity.saturating_mul(core::mem::size_of::<T>()),
+        })?;
+    Ok(v)
+}
+
 impl Scratch {
     /// Scratch for `problem`.
     ///
@@ -136,30 +173,36 @@ impl Scratch {
         let rows = problem.rows();
         let dim = problem.dim;
         let max_extras = plan::max_extras(problem.pattern, problem.n);
-        let extras_stride = max_extras.max(1).next_multiple_of(KEY_PAD);
+        let extras_stride = max_extras.max(1).next_multiple_of(VECTOR_PAD);
         let landmarks = if problem.pattern.landmarks() {
             problem.pattern.block_count(problem.n) * dim
         } else {
             0
         };
-        let mut extras = Vec::new();
-        extras
-            .try_reserve_exact(max_extras)
-            .map_err(|_| AttentionError::OutOfMemory {
-                bytes: max_extras * core::mem::size_of::<Extra>(),
-            })?;
+        let extras = reserved(max_extras)?;
+        let max_shared = problem.pattern.globals().len()
+            + MAX_LANDMARK_RUNS * plan::max_extras(problem.pattern, problem.n);
+        let shared = reserved(max_shared)?;
+        let max_diagonals = problem.max_diagonals();
+        let chunk_rows = problem
+            .chunk_len()
+            .max(max_shared.next_multiple_of(KEY_PAD) + max_diagonals);
         Ok(Self {
-            qt: buffer(dim * rows, 0.0)?,
-            st: buffer(problem.chunk_len() * rows, 0.0)?,
-            outt: buffer(dim * rows, 0.0)?,
+            qt: buffer(dim.next_multiple_of(VECTOR_PAD) * rows, 0.0)?,
+            st: buffer(chunk_rows * rows, 0.0)?,
+            acc: buffer(rows * dim, 0.0)?,
             max: buffer(rows, 0.0)?,
             sum: buffer(rows, 0.0)?,
-            extra_scale: buffer(rows, 0.0)?,
+            factor: buffer(rows, 0.0)?,
             lo: buffer(TILE, 0.0)?,
             hi: buffer(TILE, 0.0)?,
+            zeros: buffer(dim.next_multiple_of(VECTOR_PAD), 0.0)?,
             xs: buffer(problem.group() * extras_stride, 0.0)?,
             extras_stride,
             extras,
+            shared,
+            shared_bits: reserved(max_shared)?,
+            diagonals: reserved(max_diagonals)?,
             landmark_keys: buffer(landmarks, 0.0)?,
             landmark_values: buffer(landmarks, 0.0)?,
         })
@@ -177,7 +220,14 @@ struct HeadRows<'a> {
 }
 
 impl<'a> HeadRows<'a> {
+    /// Head `head`'s rows of `data`.
+    ///
+    /// # Panics
+    /// If `data` is not `n * kv_heads * dim` values or `head` is not below
+    /// `kv_heads` (the invariant [`row`](Self::row) relies on).
     fn new(data: &'a [f32], problem: &Problem<'_>, head: usize) -> Self {
+        assert_eq!(data.len(), problem.n * problem.kv_heads * problem.dim);
+        assert!(head < problem.kv_heads && problem.n > 0);
         Self {
             data,
             stride: problem.kv_heads * problem.dim,
@@ -192,7 +242,111 @@ impl<'a> HeadRows<'a> {
     #[inline(always)]
     fn row(&self, j: usize) -> &'a [f32] {
         let start = j.min(self.last) * self.stride + self.offset;
-        &self.data[start..start + self.dim]
+        // SAFETY: `j.min(last) < n` and `offset + dim <= stride` (head <
+        // kv_heads, asserted in `new`), so `start + dim <= n * stride`,
+        // which is `data.len()` (asserted in `new`). The hot loops call this
+        // per key and per value; the check would cost as much as the
+        // multiply-adds it guards.
+        unsafe { self.data.get_unchecked(start..start + self.dim) }
+    }
+
+    /// Values `d0..d0 + len` of row `j` (as [`row`](Self::row)).
+    ///
+    /// # Panics
+    /// If `d0 + len > dim`.
+    #[inline(always)]
+    fn row_part(&self, j: usize, d0: usize, len: usize) -> &'a [f32] {
+        assert!(d0 + len <= self.dim);
+        let start = j.min(self.last) * self.stride + self.offset + d0;
+        // SAFETY: as in `row`, with `d0 + len <= dim` just asserted.
+        unsafe { self.data.get_unchecked(start..start + len) }
+    }
+}
+
+/// Rows (keys or values) a kernel reads by index. A trait with
+/// `#[inline(always)]` impls rather than closures: closures are not
+/// force-inlined, and one left out-of-line splits the vector code.
+trait Rows {
+    /// Row `j` (`dim` values).
+    fn row(&self, j: usize) -> &[f32];
+
+    /// Values `d0..d0 + len` of row `j`.
+    #[inline(always)]
+    fn part(&self, j: usize, d0: usize, len: usize) -> &[f32] {
+        &self.row(j)[d0..][..len]
+    }
+}
+
+/// Window keys or values: rows `start + j` of a head.
+struct Window<'a> {
+    rows: HeadRows<'a>,
+    start: usize,
+}
+
+impl Rows for Window<'_> {
+    #[inline(always)]
+    fn row(&self, j: usize) -> &[f32] {
+        self.rows.row(self.start + j)
+    }
+
+    #[inline(always)]
+    fn part(&self, j: usize, d0: usize, len: usize) -> &[f32] {
+        self.rows.row_part(self.start + j, d0, len)
+    }
+}
+
+/// Keys or values of a list of extras (rows past the end repeat the last
+/// one; they are masked out).
+struct Extras<'a> {
+    extras: &'a [Extra],
+    rows: HeadRows<'a>,
+    landmarks: &'a [f32],
+}
+
+impl Rows for Extras<'_> {
+    #[inline(always)]
+    fn row(&self, e: usize) -> &[f32] {
+        match self.extras[e.min(self.extras.len() - 1)] {
+            Extra::Token(j) => self.rows.row(j),
+            Extra::Landmark(b) => &self.landmarks[b * self.rows.dim..][..self.rows.dim],
+        }
+    }
+}
+
+/// Which lanes (rows of a tile) attend to key row `j`.
+trait LaneMask<S: Simd> {
+    /// The mask of the vector of rows starting at row `col`.
+    fn mask(&self, s: S, j: usize, col: usize) -> S::M;
+}
+
+/// Window masks: row `t` attends to `lo[t] <= j <= hi[t]`.
+struct RangeMask<'a> {
+    lo: &'a [f32],
+    hi: &'a [f32],
+}
+
+impl<S: Simd> LaneMask<S> for RangeMask<'_> {
+    #[inline(always)]
+    fn mask(&self, s: S, j: usize, col: usize) -> S::M {
+        let t = col % TILE;
+        s.in_range(
+            s.splat(j as f32),
+            s.load(&self.lo[t..]),
+            s.load(&self.hi[t..]),
+        )
+    }
+}
+
+/// Shared-extra masks: bit `t` of row `j`'s bits.
+struct BitsMask<'a> {
+    bits: &'a [u32],
+}
+
+impl<S: Simd> LaneMask<S> for BitsMask<'_> {
+    #[inline(always)]
+    fn mask(&self, s: S, j: usize, col: usize) -> S::M {
+        let bits = self.bits.get(j).copied().unwrap_or(0);
+        s.mask_from_bits(bits >> (col % TILE))
     }
 }
 
@@ -212,7 +366,26 @@ pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, scratch: &mut Scratch, o
         }
         let mut first = 0;
         while first < problem.n {
-            tile(s, problem, head, first, keys, values, scratch, out);
+            let positions = TILE.min(problem.n - first);
+            let mut queries = [plan::Query {
+                i: 0,
+                n: problem.n,
+                lo: 0,
+                hi: 0,
+            }; TILE];
+            for (t, query) in queries.iter_mut().enumerate().take(positions) {
+                *query = plan::Query::new(problem.pattern, first + t, problem.n);
+            }
+            let tile = Tile {
+                problem,
+                head,
+                first,
+                positions,
+                keys,
+                values,
+                queries,
+            };
+            tile.run(s, scratch, out);
             first += TILE;
         }
     }
@@ -236,387 +409,919 @@ fn landmark_means<S: Simd>(s: S, problem: &Problem<'_>, rows: HeadRows<'_>, out:
     }
 }
 
-/// Attention of positions `first..first + TILE` for every query head of KV
-/// head `head`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tile<S: Simd>(
-    s: S,
-    problem: &Problem<'_>,
+/// Positions `first..first + positions` of every query head of KV head
+/// `head`: the rows of one tile.
+struct Tile<'a> {
+    problem: &'a Problem<'a>,
     head: usize,
     first: usize,
-    keys: HeadRows<'_>,
-    values: HeadRows<'_>,
-    scratch: &mut Scratch,
-    out: &mut [f32],
-) {
-    let pattern = problem.pattern;
-    let (n, dim, group) = (problem.n, problem.dim, problem.group());
-    let rows = problem.rows();
-    let scale = 1.0 / libm::sqrtf(dim as f32);
-    let positions = TILE.min(n - first);
-    let group_len = group * dim;
-    let group_offset = |i: usize| (i * problem.q_heads + head * group) * dim;
+    /// Real positions in the tile (fewer than [`TILE`] only at the end).
+    positions: usize,
+    keys: HeadRows<'a>,
+    values: HeadRows<'a>,
+    /// The positions with their window bounds (first `positions` valid).
+    queries: [plan::Query; TILE],
+}
 
-    // Queries, transposed to [dim][row] and pre-scaled; padding rows zero.
-    for t in 0..TILE {
-        for g in 0..group {
-            let row = g * TILE + t;
-            if t < positions {
-                let q = &problem.q[group_offset(first + t) + g * dim..][..dim];
-                for (d, &x) in q.iter().enumerate() {
-                    scratch.qt[d * rows + row] = x * scale;
-                }
-            } else {
-                for d in 0..dim {
-                    scratch.qt[d * rows + row] = 0.0;
-                }
-            }
-        }
+/// Bit `t` set for tile positions `from..=to`.
+const fn lane_bits(from: usize, to: usize) -> u32 {
+    let upto = if to + 1 >= 32 {
+        u32::MAX
+    } else {
+        (1 << (to + 1)) - 1
+    };
+    upto & !((1u32 << from) - 1)
+}
+
+impl Tile<'_> {
+    /// The tile's real positions.
+    fn queries(&self) -> &[plan::Query] {
+        &self.queries[..self.positions]
     }
 
-    // Extras, row by row: scores, their max, weights, weighted values (into
-    // the output rows, which serve as accumulators until the end).
-    for t in 0..TILE {
-        if t >= positions {
-            for g in 0..group {
-                scratch.max[g * TILE + t] = NO_SCORE;
-                scratch.sum[g * TILE + t] = 0.0;
-            }
-            continue;
-        }
-        let i = first + t;
-        scratch.extras.clear();
-        plan::for_each_extra(pattern, i, n, |extra| scratch.extras.push(extra));
-        let out_group = &mut out[group_offset(i)..][..group_len];
-        out_group.fill(0.0);
-        let count = scratch.extras.len();
-        if count == 0 {
-            for g in 0..group {
-                scratch.max[g * TILE + t] = NO_SCORE;
-                scratch.sum[g * TILE + t] = 0.0;
-            }
-            continue;
-        }
-        let q_group = &problem.q[group_offset(i)..][..group_len];
-        let stride = scratch.extras_stride;
-        let key_of = |extra: Extra| match extra {
-            Extra::Token(j) => keys.row(j),
-            Extra::Landmark(b) => &scratch.landmark_keys[b * dim..][..dim],
-        };
-        for (e, &extra) in scratch.extras.iter().enumerate() {
-            let key = key_of(extra);
-            for (g, q) in q_group.chunks_exact(dim).enumerate() {
-                scratch.xs[g * stride + e] = s.dot(q, key) * scale;
-            }
-        }
-        let padded = count.next_multiple_of(S::LANES);
-        for g in 0..group {
-            let xs = &mut scratch.xs[g * stride..][..padded];
-            xs[count..].fill(f32::NEG_INFINITY);
-            let mut max = s.splat(NO_SCORE);
-            for chunk in xs.chunks_exact(S::LANES) {
-                max = s.max(max, s.load(chunk));
-            }
-            let max = s.reduce_max(max);
-            let max_v = s.splat(max);
-            let mut total = s.zero();
-            for chunk in xs.chunks_exact_mut(S::LANES) {
-                let p = s.exp(s.sub(s.load(chunk), max_v));
-                s.store(chunk, p);
-                total = s.add(total, p);
-            }
-            scratch.max[g * TILE + t] = max;
-            scratch.sum[g * TILE + t] = s.reduce_add(total);
-        }
-        for (e, &extra) in scratch.extras.iter().enumerate() {
-            let value = match extra {
-                Extra::Token(j) => values.row(j),
-                Extra::Landmark(b) => &scratch.landmark_values[b * dim..][..dim],
-            };
+    /// Offset in q / out of the group's first head at position `i`.
+    fn group_offset(&self, i: usize) -> usize {
+        let p = self.problem;
+        (i * p.q_heads + self.head * p.group()) * p.dim
+    }
+
+    #[inline(always)]
+    fn run<S: Simd>(&self, s: S, scratch: &mut Scratch, out: &mut [f32]) {
+        self.transpose_queries(s, scratch);
+        let landmarks_shared = self.collect_shared(scratch);
+        self.per_query(s, scratch, !landmarks_shared);
+        self.extras_chunk(s, scratch);
+        self.window(s, scratch);
+        // Divide by the softmax denominators, into the output.
+        let (dim, group) = (self.problem.dim, self.problem.group());
+        for t in 0..self.positions {
+            let out_group = &mut out[self.group_offset(self.first + t)..][..group * dim];
             for (g, o) in out_group.chunks_exact_mut(dim).enumerate() {
-                s.axpy(o, scratch.xs[g * stride + e], value);
+                let row = g * TILE + t;
+                let inverse = 1.0 / scratch.sum[row];
+                let acc = &scratch.acc[row * dim..][..dim];
+                scale_into(s, o, acc, inverse);
             }
         }
     }
 
-    // The window, as chunks of the union of the tile's windows.
-    scratch.outt.fill(0.0);
-    scratch.extra_scale.fill(1.0);
-    let union_lo = pattern.window_bounds(first, n).0;
-    let union_hi = pattern.window_bounds(first + positions - 1, n).1;
-    let chunk_len = problem.chunk_len();
-    let mut start = union_lo;
-    while start <= union_hi {
-        let end = (start + chunk_len).min(union_hi + 1);
-        let padded = (end - start).next_multiple_of(KEY_PAD);
-        for t in 0..TILE {
-            let (lo, hi) = if t < positions {
-                let (lo, hi) = pattern.window_bounds(first + t, n);
-                let lo = lo.saturating_sub(start) as f32;
-                let hi = if hi < start {
-                    -1.0
-                } else {
-                    (hi.min(end - 1) - start) as f32
-                };
-                (lo, hi)
-            } else {
-                (f32::INFINITY, f32::NEG_INFINITY)
-            };
-            scratch.lo[t] = lo;
-            scratch.hi[t] = hi;
+    /// `qt[d][row] = q[row][d] / sqrt(dim)`, zero rows past the end.
+    #[inline(always)]
+    fn transpose_queries<S: Simd>(&self, s: S, scratch: &mut Scratch) {
+        let p = self.problem;
+        let (dim, rows) = (p.dim, p.rows());
+        let padded_dim = dim.next_multiple_of(S::LANES);
+        let zeros = &scratch.zeros[..padded_dim];
+        for g in 0..p.group() {
+            let mut src: [&[f32]; TILE] = [zeros; TILE];
+            for (t, row) in src.iter_mut().enumerate().take(self.positions) {
+                *row = &p.q[self.group_offset(self.first + t) + g * dim..][..dim];
+            }
+            for lanes in 0..TILE / S::LANES {
+                let src = &src[lanes * S::LANES..][..S::LANES];
+                let column = g * TILE + lanes * S::LANES;
+                let body = dim - dim % S::LANES;
+                let mut d = 0;
+                while d < body {
+                    s.transpose(src, d, &mut scratch.qt[d * rows + column..], rows);
+                    d += S::LANES;
+                }
+                for d in body..dim {
+                    for (r, row) in src.iter().enumerate() {
+                        scratch.qt[d * rows + column + r] = row.get(d).copied().unwrap_or(0.0);
+                    }
+                }
+            }
         }
-        let st = &mut scratch.st[..padded * rows];
-        scores(s, &scratch.qt, rows, dim, keys, start, st);
-        let state = RowState {
-            max: &mut scratch.max,
-            sum: &mut scratch.sum,
-            extra_scale: &mut scratch.extra_scale,
+        let scale = s.splat(1.0 / libm::sqrtf(dim as f32));
+        for chunk in scratch.qt[..dim * rows].chunks_exact_mut(S::LANES) {
+            s.store(chunk, s.mul(s.load(chunk), scale));
+        }
+    }
+
+    /// Lists the tile's extras in the forms the lane layout can score: the
+    /// log-stride *diagonals* (stride `s` of consecutive positions hits
+    /// consecutive keys), and the extras that are one key for many
+    /// positions, with the positions that attend to each: the global
+    /// tokens, and the landmark blocks when the positions fall into at most
+    /// [`MAX_LANDMARK_RUNS`] runs of equal landmark pivots (always, for
+    /// `block_size >= TILE`). Returns whether landmarks were listed.
+    fn collect_shared(&self, scratch: &mut Scratch) -> bool {
+        let p = self.problem;
+        let (pattern, n) = (p.pattern, p.n);
+        let (shared, shared_bits) = (&mut scratch.shared, &mut scratch.shared_bits);
+        shared.clear();
+        shared_bits.clear();
+        scratch.diagonals.clear();
+        let last = self.first + self.positions - 1;
+        // Per position, its strides set its bit in the diagonal of that
+        // distance (bit-length of the stride indexes the diagonal).
+        let mut left = [0u32; usize::BITS as usize];
+        let mut right = [0u32; usize::BITS as usize];
+        for (t, query) in self.queries().iter().enumerate() {
+            query.for_each_stride(pattern, |stride| match stride {
+                plan::Stride::Left(s) => left[s.trailing_zeros() as usize] |= 1 << t,
+                plan::Stride::Right(s) => right[s.trailing_zeros() as usize] |= 1 << t,
+            });
+        }
+        // Positions and strides are far below isize::MAX (they index a
+        // slice), so these conversions are exact.
+        let first = self.first as isize;
+        for (k, (&left, &right)) in left.iter().zip(&right).enumerate() {
+            let stride = 1isize << k;
+            if left != 0 {
+                scratch.diagonals.push((first - stride, left));
+            }
+            if right != 0 {
+                scratch.diagonals.push((first + stride, right));
+            }
+        }
+        for &g in pattern.globals() {
+            if g >= n || (pattern.causal() && g > last) {
+                break;
+            }
+            let mut bits = 0;
+            for (t, query) in self.queries().iter().enumerate() {
+                if query.global_is_extra(pattern, g) {
+                    bits |= 1 << t;
+                }
+            }
+            if bits != 0 {
+                shared.push(Extra::Token(g));
+                shared_bits.push(bits);
+            }
+        }
+        if !pattern.landmarks() {
+            return true;
+        }
+        let mut runs = 0;
+        let mut t = 0;
+        while t < self.positions {
+            let pivots = plan::landmark_pivots(pattern, self.first + t, n);
+            let mut end = t;
+            while end + 1 < self.positions
+                && plan::landmark_pivots(pattern, self.first + end + 1, n) == pivots
+            {
+                end += 1;
+            }
+            runs += 1;
+            t = end + 1;
+        }
+        if runs > MAX_LANDMARK_RUNS {
+            return false;
+        }
+        let mut t = 0;
+        while t < self.positions {
+            let pivots = plan::landmark_pivots(pattern, self.first + t, n);
+            let mut end = t;
+            while end + 1 < self.positions
+                && plan::landmark_pivots(pattern, self.first + end + 1, n) == pivots
+            {
+                end += 1;
+            }
+            let bits = lane_bits(t, end);
+            plan::for_each_landmark(pattern, self.first + t, n, |b| {
+                shared.push(Extra::Landmark(b));
+                shared_bits.push(bits);
+            });
+            t = end + 1;
+        }
+        true
+    }
+
+    /// Row by row, the landmark blocks when they differ too much per
+    /// position to share (`block_size` well below [`TILE`]): scores, their
+    /// max (which seeds the row's running max), weights and weighted values
+    /// (into `acc`). Without them, it only resets the rows' state.
+    #[inline(always)]
+    fn per_query<S: Simd>(&self, s: S, scratch: &mut Scratch, with_landmarks: bool) {
+        let p = self.problem;
+        let (dim, group) = (p.dim, p.group());
+        let scale = 1.0 / libm::sqrtf(dim as f32);
+        let stride = scratch.extras_stride;
+        for t in 0..TILE {
+            let i = self.first + t;
+            scratch.extras.clear();
+            if t < self.positions && with_landmarks {
+                plan::for_each_landmark(p.pattern, i, p.n, |b| {
+                    scratch.extras.push(Extra::Landmark(b));
+                });
+            }
+            let count = scratch.extras.len();
+            if count == 0 {
+                for g in 0..group {
+                    let row = g * TILE + t;
+                    scratch.max[row] = NO_SCORE;
+                    scratch.sum[row] = 0.0;
+                    scratch.acc[row * dim..][..dim].fill(0.0);
+                }
+                continue;
+            }
+            let q_group = &p.q[self.group_offset(i)..][..group * dim];
+            let landmark_keys = &scratch.landmark_keys;
+            for (e, &extra) in scratch.extras.iter().enumerate() {
+                let key = match extra {
+                    Extra::Token(j) => self.keys.row(j),
+                    Extra::Landmark(b) => &landmark_keys[b * dim..][..dim],
+                };
+                for (g, q) in q_group.chunks_exact(dim).enumerate() {
+                    scratch.xs[g * stride + e] = s.dot(q, key) * scale;
+                }
+            }
+            let padded = count.next_multiple_of(S::LANES);
+            for g in 0..group {
+                let row = g * TILE + t;
+                let xs = &mut scratch.xs[g * stride..][..padded];
+                xs[count..].fill(f32::NEG_INFINITY);
+                let mut max = s.splat(NO_SCORE);
+                for chunk in xs.chunks_exact(S::LANES) {
+                    max = s.max(max, s.load(chunk));
+                }
+                let max = s.reduce_max(max);
+                let max_v = s.splat(max);
+                let mut total = s.zero();
+                for chunk in xs.chunks_exact_mut(S::LANES) {
+                    let weight = s.exp(s.sub(s.load(chunk), max_v));
+                    s.store(chunk, weight);
+                    total = s.add(total, weight);
+                }
+                scratch.max[row] = max;
+                scratch.sum[row] = s.reduce_add(total);
+                let weights = &scratch.xs[g * stride..][..count];
+                let acc = &mut scratch.acc[row * dim..][..dim];
+                let values = Extras {
+                    extras: &scratch.extras,
+                    rows: self.values,
+                    landmarks: &scratch.landmark_values,
+                };
+                weighted_sum(s, acc, weights, &values);
+            }
+        }
+    }
+
+    /// The shared extras and the diagonals, as one chunk in the lane
+    /// layout: shared rows scored like window keys (masked per position),
+    /// diagonal rows from transposed key blocks.
+    #[inline(always)]
+    fn extras_chunk<S: Simd>(&self, s: S, scratch: &mut Scratch) {
+        let p = self.problem;
+        let (dim, rows) = (p.dim, p.rows());
+        let shared = scratch.shared.len();
+        let shared_rows = shared.next_multiple_of(KEY_PAD);
+        let key_rows = shared_rows + scratch.diagonals.len();
+        if key_rows == 0 {
+            return;
+        }
+        let st = &mut scratch.st[..key_rows * rows];
+        let (shared_st, diagonal_st) = st.split_at_mut(shared_rows * rows);
+        let keys = Extras {
+            extras: &scratch.shared,
+            rows: self.keys,
+            landmarks: &scratch.landmark_keys,
         };
-        softmax_chunk(
+        let mask = BitsMask {
+            bits: &scratch.shared_bits,
+        };
+        if shared > 0 {
+            scores(
+                s,
+                &scratch.qt,
+                rows,
+                dim,
+                &keys,
+                &mask,
+                shared_st,
+                &mut scratch.factor,
+            );
+        } else {
+            scratch.factor.fill(f32::NEG_INFINITY);
+        }
+        for (&(base, bits), st_row) in scratch
+            .diagonals
+            .iter()
+            .zip(diagonal_st.chunks_exact_mut(rows))
+        {
+            self.diagonal_scores(s, base, bits, st_row, &mut scratch.factor);
+        }
+        softmax(
             s,
             st,
             rows,
-            dim,
-            state,
-            &scratch.lo,
-            &scratch.hi,
-            &mut scratch.outt,
+            &mut scratch.max,
+            &mut scratch.sum,
+            &mut scratch.factor,
         );
-        weighted_values(s, st, rows, dim, values, start, &mut scratch.outt);
-        start = end;
+        self.rescale(s, &scratch.factor, &mut scratch.acc);
+        let (shared_st, diagonal_st) = st.split_at(shared_rows * rows);
+        if shared > 0 {
+            let values = Extras {
+                extras: &scratch.shared,
+                rows: self.values,
+                landmarks: &scratch.landmark_values,
+            };
+            weighted_values(
+                s,
+                shared_st,
+                rows,
+                dim,
+                self.positions,
+                &values,
+                &mut scratch.acc,
+            );
+        }
+        self.diagonal_values(s, &scratch.diagonals, diagonal_st, &mut scratch.acc);
     }
 
-    // Merge: (extras' values · owed factor + window values) / denominator.
-    for t in 0..positions {
-        let out_group = &mut out[group_offset(first + t)..][..group_len];
-        for (g, o) in out_group.chunks_exact_mut(dim).enumerate() {
-            let row = g * TILE + t;
-            let inverse = 1.0 / scratch.sum[row];
-            let owed = scratch.extra_scale[row];
-            for (d, x) in o.iter_mut().enumerate() {
-                *x = (*x * owed + scratch.outt[d * rows + row]) * inverse;
+    /// One diagonal's scores: position `t` against key `base + t`, for
+    /// every head of the group (masked by `bits`), into `st_row`, and maxed
+    /// into `chunk_max`. Each is a row-major dot product left as a vector of
+    /// partial sums; one transpose-reduce per `LANES` positions turns them
+    /// into a vector of scores, lane `t` for position `t`.
+    #[inline(always)]
+    fn diagonal_scores<S: Simd>(
+        &self,
+        s: S,
+        base: isize,
+        bits: u32,
+        st_row: &mut [f32],
+        chunk_max: &mut [f32],
+    ) {
+        let p = self.problem;
+        let dim = p.dim;
+        let body = dim - dim % S::LANES;
+        let scale = s.splat(1.0 / libm::sqrtf(dim as f32));
+        let masked = s.splat(f32::NEG_INFINITY);
+        for g in 0..p.group() {
+            let mut partial = [s.zero(); TILE];
+            let mut tail = [0.0f32; TILE];
+            for (t, (partial, tail)) in partial.iter_mut().zip(&mut tail).enumerate() {
+                if bits >> t & 1 == 0 {
+                    continue;
+                }
+                // A set bit means `base + t` is on the sequence.
+                let key = self.keys.row(base.wrapping_add_unsigned(t) as usize);
+                let q = &p.q[self.group_offset(self.first + t) + g * dim..][..dim];
+                let mut acc = s.zero();
+                let mut d = 0;
+                while d < body {
+                    acc = s.fma(s.load(&q[d..]), s.load(&key[d..]), acc);
+                    d += S::LANES;
+                }
+                *partial = acc;
+                *tail = q[body..].iter().zip(&key[body..]).map(|(a, b)| a * b).sum();
+            }
+            for t0 in (0..TILE).step_by(S::LANES) {
+                let sums = s.add(s.reduce_lanes(&partial[t0..]), s.load(&tail[t0..]));
+                let valid = s.mask_from_bits(bits >> t0);
+                let x = s.select(valid, s.mul(sums, scale), masked);
+                let col = g * TILE + t0;
+                s.store(&mut st_row[col..], x);
+                let max = s.max(s.load(&chunk_max[col..]), x);
+                s.store(&mut chunk_max[col..], max);
             }
         }
     }
+
+    /// The diagonals' weighted values: row `(g, t)` gains, for each
+    /// diagonal, its weight times value `base + t`, accumulated in
+    /// registers across diagonals (one load and store per row).
+    #[inline(always)]
+    fn diagonal_values<S: Simd>(
+        &self,
+        s: S,
+        diagonals: &[(isize, u32)],
+        st: &[f32],
+        acc: &mut [f32],
+    ) {
+        let p = self.problem;
+        let (dim, rows) = (p.dim, p.rows());
+        let body = dim - dim % S::LANES;
+        for t in 0..self.positions {
+            for g in 0..p.group() {
+                let row = g * TILE + t;
+                let acc = &mut acc[row * dim..][..dim];
+                let mut d = 0;
+                while d < body {
+                    let vectors = ((body - d) / S::LANES).min(4);
+                    let block = DiagonalBlock {
+                        diagonals,
+                        st,
+                        row,
+                        t,
+                        d0: d,
+                    };
+                    match vectors {
+                        4 => self.diagonal_block::<S, 4>(s, &block, acc),
+                        3 => self.diagonal_block::<S, 3>(s, &block, acc),
+                        2 => self.diagonal_block::<S, 2>(s, &block, acc),
+                        _ => self.diagonal_block::<S, 1>(s, &block, acc),
+                    }
+                    d += vectors * S::LANES;
+                }
+                for (e, &(base, bits)) in diagonals.iter().enumerate() {
+                    if bits >> t & 1 == 0 {
+                        continue;
+                    }
+                    let value = self.values.row(base.wrapping_add_unsigned(t) as usize);
+                    let w = st[e * rows + row];
+                    for (a, v) in acc[body..].iter_mut().zip(&value[body..]) {
+                        *a += w * v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One row's dims `d0..d0 + DV * LANES` of
+    /// [`diagonal_values`](Self::diagonal_values).
+    #[inline(always)]
+    fn diagonal_block<S: Simd, const DV: usize>(
+        &self,
+        s: S,
+        block: &DiagonalBlock<'_>,
+        acc: &mut [f32],
+    ) {
+        let rows = self.problem.rows();
+        let width = DV * S::LANES;
+        let acc = &mut acc[block.d0..][..width];
+        let mut sum = [s.zero(); DV];
+        for (dv, sum) in sum.iter_mut().enumerate() {
+            *sum = s.load(&acc[dv * S::LANES..]);
+        }
+        for (e, &(base, bits)) in block.diagonals.iter().enumerate() {
+            if bits >> block.t & 1 == 0 {
+                continue;
+            }
+            // A set bit means `base + t` is on the sequence.
+            let j = base.wrapping_add_unsigned(block.t) as usize;
+            let value = &self.values.row(j)[block.d0..][..width];
+            let w = s.splat(block.st[e * rows + block.row]);
+            for (dv, sum) in sum.iter_mut().enumerate() {
+                *sum = s.fma(w, s.load(&value[dv * S::LANES..]), *sum);
+            }
+        }
+        for (dv, sum) in sum.into_iter().enumerate() {
+            s.store(&mut acc[dv * S::LANES..], sum);
+        }
+    }
+
+    /// Scales each real row's accumulator by its `factor`.
+    #[inline(always)]
+    fn rescale<S: Simd>(&self, s: S, factor: &[f32], acc: &mut [f32]) {
+        let p = self.problem;
+        let dim = p.dim;
+        for g in 0..p.group() {
+            for t in 0..self.positions {
+                let row = g * TILE + t;
+                let acc = &mut acc[row * dim..][..dim];
+                let f = factor[row];
+                let mut chunks = acc.chunks_exact_mut(S::LANES);
+                for chunk in &mut chunks {
+                    s.store(chunk, s.mul(s.load(chunk), s.splat(f)));
+                }
+                for x in chunks.into_remainder() {
+                    *x *= f;
+                }
+            }
+        }
+    }
+
+    /// The window: the union of the tile's windows, in chunks of keys.
+    #[inline(always)]
+    fn window<S: Simd>(&self, s: S, scratch: &mut Scratch) {
+        let p = self.problem;
+        let (dim, rows) = (p.dim, p.rows());
+        let union_lo = self.queries()[0].lo;
+        let union_hi = self.queries()[self.positions - 1].hi;
+        let chunk_len = p.chunk_len();
+        let mut start = union_lo;
+        while start <= union_hi {
+            let end = (start + chunk_len).min(union_hi + 1);
+            let key_rows = (end - start).next_multiple_of(KEY_PAD);
+            for t in 0..TILE {
+                let (lo, hi) = if t < self.positions {
+                    let (lo, hi) = (self.queries[t].lo, self.queries[t].hi);
+                    let lo = lo.saturating_sub(start) as f32;
+                    let hi = if hi < start {
+                        -1.0
+                    } else {
+                        (hi.min(end - 1) - start) as f32
+                    };
+                    (lo, hi)
+                } else {
+                    (f32::INFINITY, f32::NEG_INFINITY)
+                };
+                scratch.lo[t] = lo;
+                scratch.hi[t] = hi;
+            }
+            let mask = RangeMask {
+                lo: &scratch.lo,
+                hi: &scratch.hi,
+            };
+            let st = &mut scratch.st[..key_rows * rows];
+            let keys = Window {
+                rows: self.keys,
+                start,
+            };
+            scores(
+                s,
+                &scratch.qt,
+                rows,
+                dim,
+                &keys,
+                &mask,
+                st,
+                &mut scratch.factor,
+            );
+            let values = Window {
+                rows: self.values,
+                start,
+            };
+            let state = RowState {
+                max: &mut scratch.max,
+                sum: &mut scratch.sum,
+                factor: &mut scratch.factor,
+                acc: &mut scratch.acc,
+            };
+            self.fold_chunk(s, st, &values, state);
+            start = end;
+        }
+    }
+
+    /// Folds a scored chunk (maxima in `factor`) into the rows: softmax
+    /// update, rescale of the earlier accumulation, weighted values.
+    #[inline(always)]
+    fn fold_chunk<S: Simd>(&self, s: S, st: &mut [f32], values: &impl Rows, state: RowState<'_>) {
+        let p = self.problem;
+        let (dim, rows) = (p.dim, p.rows());
+        softmax(s, st, rows, state.max, state.sum, state.factor);
+        self.rescale(s, state.factor, state.acc);
+        weighted_values(s, st, rows, dim, self.positions, values, state.acc);
+    }
 }
 
-/// The per-row softmax state the window chunks update.
+/// Which row and dims [`Tile::diagonal_block`] accumulates.
+struct DiagonalBlock<'a> {
+    diagonals: &'a [(isize, u32)],
+    /// The diagonals' weights, `[diagonal][rows]`.
+    st: &'a [f32],
+    row: usize,
+    t: usize,
+    d0: usize,
+}
+
+/// The per-row softmax state a chunk updates.
 struct RowState<'a> {
     max: &'a mut [f32],
     sum: &'a mut [f32],
-    extra_scale: &'a mut [f32],
+    factor: &'a mut [f32],
+    acc: &'a mut [f32],
 }
 
-/// `st[j][row] = Qᵀ[·][row] · K[start + j]` for the padded chunk.
+/// `out = acc * factor`.
 #[inline(always)]
+fn scale_into<S: Simd>(s: S, out: &mut [f32], acc: &[f32], factor: f32) {
+    let f = s.splat(factor);
+    let mut out_chunks = out.chunks_exact_mut(S::LANES);
+    let mut acc_chunks = acc.chunks_exact(S::LANES);
+    for (o, a) in (&mut out_chunks).zip(&mut acc_chunks) {
+        s.store(o, s.mul(s.load(a), f));
+    }
+    for (o, a) in out_chunks
+        .into_remainder()
+        .iter_mut()
+        .zip(acc_chunks.remainder())
+    {
+        *o = a * factor;
+    }
+}
+
+/// `acc = Σ_e weights[e] * value(e)`, with the accumulators in registers
+/// (up to four vectors at a time) rather than re-stored per term.
+#[inline(always)]
+fn weighted_sum<S: Simd>(s: S, acc: &mut [f32], weights: &[f32], value: &impl Rows) {
+    let dim = acc.len();
+    let body = dim - dim % S::LANES;
+    let mut d = 0;
+    while d < body {
+        let vectors = ((body - d) / S::LANES).min(4);
+        match vectors {
+            4 => weighted_sum_block::<S, 4>(s, acc, weights, value, d),
+            3 => weighted_sum_block::<S, 3>(s, acc, weights, value, d),
+            2 => weighted_sum_block::<S, 2>(s, acc, weights, value, d),
+            _ => weighted_sum_block::<S, 1>(s, acc, weights, value, d),
+        }
+        d += vectors * S::LANES;
+    }
+    for (d, a) in acc.iter_mut().enumerate().skip(body) {
+        *a = weights
+            .iter()
+            .enumerate()
+            .map(|(e, w)| w * value.row(e)[d])
+            .sum();
+    }
+}
+
+#[inline(always)]
+fn weighted_sum_block<S: Simd, const DV: usize>(
+    s: S,
+    acc: &mut [f32],
+    weights: &[f32],
+    value: &impl Rows,
+    d0: usize,
+) {
+    let mut sum = [s.zero(); DV];
+    for (e, &w) in weights.iter().enumerate() {
+        let v = &value.row(e)[d0..][..DV * S::LANES];
+        let w = s.splat(w);
+        for (dv, sum) in sum.iter_mut().enumerate() {
+            *sum = s.fma(w, s.load(&v[dv * S::LANES..]), *sum);
+        }
+    }
+    let acc = &mut acc[d0..][..DV * S::LANES];
+    for (dv, sum) in sum.into_iter().enumerate() {
+        s.store(&mut acc[dv * S::LANES..], sum);
+    }
+}
+
+/// `st[j][row] = Qᵀ[·][row] · key(j)` for the padded chunk, `-inf` where
+/// `mask(j, col)` clears the lane (for the vector of rows starting at
+/// `col`), and each row's maximum into `chunk_max`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn scores<S: Simd>(
     s: S,
     qt: &[f32],
     rows: usize,
     dim: usize,
-    keys: HeadRows<'_>,
-    start: usize,
+    key: &impl Rows,
+    mask: &impl LaneMask<S>,
     st: &mut [f32],
+    chunk_max: &mut [f32],
 ) {
     let vectors = rows / S::LANES;
+    let args = ScoreArgs { qt, rows, dim };
     match (
         S::ACCUMULATORS >= 16,
         vectors.is_multiple_of(4),
         vectors.is_multiple_of(2),
     ) {
-        (true, true, _) => score_pass::<S, 4, 4>(s, qt, rows, dim, keys, start, st),
-        (true, false, true) => score_pass::<S, 2, 8>(s, qt, rows, dim, keys, start, st),
-        (true, false, false) => score_pass::<S, 1, 16>(s, qt, rows, dim, keys, start, st),
-        (false, true, _) => score_pass::<S, 4, 2>(s, qt, rows, dim, keys, start, st),
-        (false, false, true) => score_pass::<S, 2, 4>(s, qt, rows, dim, keys, start, st),
-        (false, false, false) => score_pass::<S, 1, 8>(s, qt, rows, dim, keys, start, st),
+        (true, true, _) => score_pass::<S, 4, 4>(s, &args, key, mask, st, chunk_max),
+        (true, false, true) => score_pass::<S, 2, 8>(s, &args, key, mask, st, chunk_max),
+        (true, false, false) => score_pass::<S, 1, 16>(s, &args, key, mask, st, chunk_max),
+        (false, true, _) => score_pass::<S, 4, 2>(s, &args, key, mask, st, chunk_max),
+        (false, false, true) => score_pass::<S, 2, 4>(s, &args, key, mask, st, chunk_max),
+        (false, false, false) => score_pass::<S, 1, 8>(s, &args, key, mask, st, chunk_max),
     }
+}
+
+/// The transposed queries [`score_pass`] multiplies keys into.
+struct ScoreArgs<'a> {
+    qt: &'a [f32],
+    rows: usize,
+    dim: usize,
 }
 
 /// [`scores`] with `VR` row vectors and `KB` keys per register block.
 #[inline(always)]
 fn score_pass<S: Simd, const VR: usize, const KB: usize>(
     s: S,
-    qt: &[f32],
-    rows: usize,
-    dim: usize,
-    keys: HeadRows<'_>,
-    start: usize,
+    args: &ScoreArgs<'_>,
+    key: &impl Rows,
+    mask: &impl LaneMask<S>,
     st: &mut [f32],
+    chunk_max: &mut [f32],
 ) {
+    let rows = args.rows;
     let width = VR * S::LANES;
     let key_rows = st.len() / rows;
+    let masked = s.splat(f32::NEG_INFINITY);
     let mut col = 0;
     while col < rows {
+        let mut max = [masked; VR];
+        let body = key_rows - key_rows % KB;
         let mut jb = 0;
-        while jb < key_rows {
-            let block: [&[f32]; KB] = core::array::from_fn(|kb| &keys.row(start + jb + kb)[..dim]);
-            let mut acc = [[s.zero(); VR]; KB];
-            for d in 0..dim {
-                let q = &qt[d * rows + col..][..width];
-                let qv: [S::V; VR] = core::array::from_fn(|vr| s.load(&q[vr * S::LANES..]));
-                for kb in 0..KB {
-                    let k = s.splat(block[kb][d]);
-                    for vr in 0..VR {
-                        acc[kb][vr] = s.fma(qv[vr], k, acc[kb][vr]);
-                    }
-                }
-            }
-            for (kb, acc) in acc.iter().enumerate() {
-                let dst = &mut st[(jb + kb) * rows + col..][..width];
-                for (vr, &a) in acc.iter().enumerate() {
-                    s.store(&mut dst[vr * S::LANES..], a);
-                }
-            }
+        while jb < body {
+            score_block::<S, VR, KB>(s, args, key, mask, col, jb, st, &mut max);
             jb += KB;
+        }
+        // A tail of 4 keys (key rows are a multiple of 4; KB is 4 or more,
+        // or 2 on narrow ISAs where it divides 4).
+        while jb < key_rows {
+            if KB >= 4 {
+                score_block::<S, VR, 4>(s, args, key, mask, col, jb, st, &mut max);
+                jb += 4;
+            } else {
+                score_block::<S, VR, KB>(s, args, key, mask, col, jb, st, &mut max);
+                jb += KB;
+            }
+        }
+        for (vr, &m) in max.iter().enumerate() {
+            s.store(&mut chunk_max[col + vr * S::LANES..], m);
         }
         col += width;
     }
 }
 
-/// Masks each row to its window, folds the chunk into the row's running
-/// max and denominator, rescales what was accumulated before, and turns the
-/// scores into weights (in place).
+/// Keys `jb..jb + KB` against row vectors `col..col + VR * LANES`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn softmax_chunk<S: Simd>(
+fn score_block<S: Simd, const VR: usize, const KB: usize>(
     s: S,
+    args: &ScoreArgs<'_>,
+    key: &impl Rows,
+    mask: &impl LaneMask<S>,
+    col: usize,
+    jb: usize,
     st: &mut [f32],
-    rows: usize,
-    dim: usize,
-    state: RowState<'_>,
-    lo: &[f32],
-    hi: &[f32],
-    outt: &mut [f32],
+    max: &mut [S::V; VR],
 ) {
-    let key_rows = st.len() / rows;
-    let per_head = TILE / S::LANES;
-    for v in 0..rows / S::LANES {
-        let col = v * S::LANES;
-        let tcol = (v % per_head) * S::LANES;
-        let (lo, hi) = (s.load(&lo[tcol..]), s.load(&hi[tcol..]));
-        let old = s.load(&state.max[col..]);
-        let mut max = old;
-        let mut j_v = s.zero();
-        let one = s.splat(1.0);
-        let masked = s.splat(f32::NEG_INFINITY);
-        for j in 0..key_rows {
-            let cell = &mut st[j * rows + col..];
-            let x = s.select(s.in_range(j_v, lo, hi), s.load(cell), masked);
-            s.store(cell, x);
-            max = s.max(max, x);
-            j_v = s.add(j_v, one);
+    let (qt, rows, dim) = (args.qt, args.rows, args.dim);
+    let width = VR * S::LANES;
+    let masked = s.splat(f32::NEG_INFINITY);
+    let mut block: [&[f32]; KB] = [&[]; KB];
+    for (kb, k) in block.iter_mut().enumerate() {
+        *k = &key.row(jb + kb)[..dim];
+    }
+    let mut acc = [[s.zero(); VR]; KB];
+    assert!(col + width <= rows);
+    for (d, q) in qt[..dim * rows].chunks_exact(rows).enumerate() {
+        let q = &q[col..col + width];
+        let mut qv = [s.zero(); VR];
+        for (vr, qv) in qv.iter_mut().enumerate() {
+            *qv = s.load(&q[vr * S::LANES..]);
         }
-        let correction = s.exp(s.sub(old, max));
-        let mut total = s.zero();
-        for j in 0..key_rows {
-            let cell = &mut st[j * rows + col..];
-            let p = s.exp(s.sub(s.load(cell), max));
-            s.store(cell, p);
-            total = s.add(total, p);
+        for kb in 0..KB {
+            let k = s.splat(block[kb][d]);
+            for vr in 0..VR {
+                acc[kb][vr] = s.fma(qv[vr], k, acc[kb][vr]);
+            }
         }
-        s.store(&mut state.max[col..], max);
-        let sum = s.fma(s.load(&state.sum[col..]), correction, total);
-        s.store(&mut state.sum[col..], sum);
-        let owed = s.mul(s.load(&state.extra_scale[col..]), correction);
-        s.store(&mut state.extra_scale[col..], owed);
-        for d in 0..dim {
-            let cell = &mut outt[d * rows + col..];
-            s.store(cell, s.mul(s.load(cell), correction));
+    }
+    for (kb, acc) in acc.iter().enumerate() {
+        let dst = &mut st[(jb + kb) * rows + col..][..width];
+        for vr in 0..VR {
+            let valid = mask.mask(s, jb + kb, col + vr * S::LANES);
+            let x = s.select(valid, acc[vr], masked);
+            s.store(&mut dst[vr * S::LANES..], x);
+            max[vr] = s.max(max[vr], x);
         }
     }
 }
 
-/// `outt[d][row] += Σ_j V[start + j][d] · st[j][row]`.
+/// Folds a scored chunk into the rows' running max and denominator, turns
+/// the scores into weights (in place) and leaves in `factor` the rescale
+/// each row's earlier accumulation needs (`factor` holds the chunk's
+/// maxima on entry).
 #[inline(always)]
+fn softmax<S: Simd>(
+    s: S,
+    st: &mut [f32],
+    rows: usize,
+    max: &mut [f32],
+    sum: &mut [f32],
+    factor: &mut [f32],
+) {
+    for col in (0..rows).step_by(S::LANES) {
+        let old = s.load(&max[col..]);
+        let new = s.max(old, s.load(&factor[col..]));
+        let correction = s.exp(s.sub(old, new));
+        let mut total = s.zero();
+        assert!(col + S::LANES <= rows);
+        for row in st.chunks_exact_mut(rows) {
+            let cell = &mut row[col..col + S::LANES];
+            let weight = s.exp(s.sub(s.load(cell), new));
+            s.store(cell, weight);
+            total = s.add(total, weight);
+        }
+        s.store(&mut max[col..], new);
+        let total = s.fma(s.load(&sum[col..]), correction, total);
+        s.store(&mut sum[col..], total);
+        s.store(&mut factor[col..], correction);
+    }
+}
+
+/// `acc[row][d] += Σ_j st[j][row] · value(j)[d]` for the rows of real
+/// positions.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn weighted_values<S: Simd>(
     s: S,
     st: &[f32],
     rows: usize,
     dim: usize,
-    values: HeadRows<'_>,
-    start: usize,
-    outt: &mut [f32],
+    positions: usize,
+    value: &impl Rows,
+    acc: &mut [f32],
 ) {
-    let vectors = rows / S::LANES;
-    match (
-        S::ACCUMULATORS >= 16,
-        vectors.is_multiple_of(4),
-        vectors.is_multiple_of(2),
-    ) {
-        (true, true, _) => value_pass::<S, 4, 4>(s, st, rows, dim, values, start, outt),
-        (true, false, true) => value_pass::<S, 2, 8>(s, st, rows, dim, values, start, outt),
-        (true, false, false) => value_pass::<S, 1, 16>(s, st, rows, dim, values, start, outt),
-        (false, true, _) => value_pass::<S, 4, 2>(s, st, rows, dim, values, start, outt),
-        (false, false, true) => value_pass::<S, 2, 4>(s, st, rows, dim, values, start, outt),
-        (false, false, false) => value_pass::<S, 1, 8>(s, st, rows, dim, values, start, outt),
-    }
-}
-
-/// [`weighted_values`] with `VR` row vectors and `DB` dims per register
-/// block; dims past the last whole block go one at a time.
-#[inline(always)]
-fn value_pass<S: Simd, const VR: usize, const DB: usize>(
-    s: S,
-    st: &[f32],
-    rows: usize,
-    dim: usize,
-    values: HeadRows<'_>,
-    start: usize,
-    outt: &mut [f32],
-) {
-    let width = VR * S::LANES;
-    let body = dim - dim % DB;
-    let mut col = 0;
-    while col < rows {
-        let mut d0 = 0;
-        while d0 < body {
-            value_block::<S, VR, DB>(s, st, rows, col, d0, values, start, outt);
-            d0 += DB;
-        }
-        while d0 < dim {
-            value_block::<S, VR, 1>(s, st, rows, col, d0, values, start, outt);
-            d0 += 1;
-        }
-        col += width;
-    }
-}
-
-/// Dims `d0..d0 + DB` of row vectors `col..col + VR * LANES`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn value_block<S: Simd, const VR: usize, const DB: usize>(
-    s: S,
-    st: &[f32],
-    rows: usize,
-    col: usize,
-    d0: usize,
-    values: HeadRows<'_>,
-    start: usize,
-    outt: &mut [f32],
-) {
-    let width = VR * S::LANES;
+    let body = dim - dim % S::LANES;
     let key_rows = st.len() / rows;
-    let mut acc: [[S::V; VR]; DB] = core::array::from_fn(|dd| {
-        let src = &outt[(d0 + dd) * rows + col..][..width];
-        core::array::from_fn(|vr| s.load(&src[vr * S::LANES..]))
-    });
-    for j in 0..key_rows {
-        let p_row = &st[j * rows + col..][..width];
-        let p: [S::V; VR] = core::array::from_fn(|vr| s.load(&p_row[vr * S::LANES..]));
-        let value = &values.row(start + j)[d0..d0 + DB];
-        for dd in 0..DB {
-            let x = s.splat(value[dd]);
-            for vr in 0..VR {
-                acc[dd][vr] = s.fma(p[vr], x, acc[dd][vr]);
+    let mut d = 0;
+    while d < body {
+        let vectors = ((body - d) / S::LANES).min(4);
+        let args = ValueArgs {
+            st,
+            rows,
+            dim,
+            d0: d,
+        };
+        for g in 0..rows / TILE {
+            match (S::ACCUMULATORS >= 16, vectors) {
+                (true, 4) => value_rows::<S, 4, 4>(s, &args, value, g, positions, acc),
+                (true, 3) => value_rows::<S, 4, 3>(s, &args, value, g, positions, acc),
+                (true, 2) => value_rows::<S, 8, 2>(s, &args, value, g, positions, acc),
+                (true, _) => value_rows::<S, 16, 1>(s, &args, value, g, positions, acc),
+                (false, 4) => value_rows::<S, 2, 4>(s, &args, value, g, positions, acc),
+                (false, 3) => value_rows::<S, 2, 3>(s, &args, value, g, positions, acc),
+                (false, 2) => value_rows::<S, 4, 2>(s, &args, value, g, positions, acc),
+                (false, _) => value_rows::<S, 8, 1>(s, &args, value, g, positions, acc),
+            }
+        }
+        d += vectors * S::LANES;
+    }
+    // Dims past the last whole vector (odd head_dim), one at a time.
+    for g in 0..rows / TILE {
+        for t in 0..positions {
+            let row = g * TILE + t;
+            for d in body..dim {
+                let mut x = acc[row * dim + d];
+                for j in 0..key_rows {
+                    x += st[j * rows + row] * value.row(j)[d];
+                }
+                acc[row * dim + d] = x;
             }
         }
     }
-    for (dd, acc) in acc.iter().enumerate() {
-        let dst = &mut outt[(d0 + dd) * rows + col..][..width];
-        for (vr, &a) in acc.iter().enumerate() {
-            s.store(&mut dst[vr * S::LANES..], a);
+}
+
+/// The weights [`value_rows`] multiplies values by.
+struct ValueArgs<'a> {
+    st: &'a [f32],
+    rows: usize,
+    dim: usize,
+    d0: usize,
+}
+
+/// Rows of head `g` in blocks of `RB` (then one at a time), `DV` vectors
+/// of dims from `d0`.
+#[inline(always)]
+fn value_rows<S: Simd, const RB: usize, const DV: usize>(
+    s: S,
+    args: &ValueArgs<'_>,
+    value: &impl Rows,
+    g: usize,
+    positions: usize,
+    acc: &mut [f32],
+) {
+    let mut t = 0;
+    while t + RB <= positions {
+        value_block::<S, RB, DV>(s, args, value, g * TILE + t, acc);
+        t += RB;
+    }
+    while t < positions {
+        value_block::<S, 1, DV>(s, args, value, g * TILE + t, acc);
+        t += 1;
+    }
+}
+
+/// Rows `row0..row0 + RB`, dims `d0..d0 + DV * LANES`: weights broadcast
+/// from the chunk's rows, values loaded once per key.
+#[inline(always)]
+fn value_block<S: Simd, const RB: usize, const DV: usize>(
+    s: S,
+    args: &ValueArgs<'_>,
+    value: &impl Rows,
+    row0: usize,
+    acc: &mut [f32],
+) {
+    let (st, rows, dim, d0) = (args.st, args.rows, args.dim, args.d0);
+    let width = DV * S::LANES;
+    let mut sum = [[s.zero(); DV]; RB];
+    for (rb, sum) in sum.iter_mut().enumerate() {
+        let src = &acc[(row0 + rb) * dim + d0..][..width];
+        for (dv, sum) in sum.iter_mut().enumerate() {
+            *sum = s.load(&src[dv * S::LANES..]);
+        }
+    }
+    assert!(row0 + RB <= rows);
+    for (j, weights) in st.chunks_exact(rows).enumerate() {
+        let v_row = value.part(j, d0, width);
+        let mut v = [s.zero(); DV];
+        for (dv, v) in v.iter_mut().enumerate() {
+            *v = s.load(&v_row[dv * S::LANES..]);
+        }
+        let weights = &weights[row0..row0 + RB];
+        for rb in 0..RB {
+            let w = s.splat(weights[rb]);
+            for dv in 0..DV {
+                sum[rb][dv] = s.fma(w, v[dv], sum[rb][dv]);
+            }
+        }
+    }
+    for (rb, sum) in sum.iter().enumerate() {
+        let dst = &mut acc[(row0 + rb) * dim + d0..][..width];
+        for (dv, &x) in sum.iter().enumerate() {
+            s.store(&mut dst[dv * S::LANES..], x);
         }
     }
 }

@@ -58,12 +58,43 @@ pub(crate) trait Simd: Copy {
     fn exp(self, x: Self::V) -> Self::V;
     /// `lo <= x && x <= hi` per lane.
     fn in_range(self, x: Self::V, lo: Self::V, hi: Self::V) -> Self::M;
+    /// Lane `i` is set when bit `i` of `bits` is.
+    fn mask_from_bits(self, bits: u32) -> Self::M;
     /// `if m { a } else { b }` per lane.
     fn select(self, m: Self::M, a: Self::V, b: Self::V) -> Self::V;
     /// Sum of the lanes.
     fn reduce_add(self, v: Self::V) -> f32;
     /// Maximum of the lanes.
     fn reduce_max(self, v: Self::V) -> f32;
+
+    /// Transposes a `LANES x LANES` block: for `r, c < LANES`,
+    /// `dst[c * dst_stride + r] = src[r][col + c]`.
+    ///
+    /// # Panics
+    /// If `src` has fewer than `LANES` rows, a row is shorter than
+    /// `col + LANES`, or `dst` is too short.
+    #[inline(always)]
+    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
+        for (r, row) in src[..Self::LANES].iter().enumerate() {
+            for (c, &x) in row[col..col + Self::LANES].iter().enumerate() {
+                dst[c * dst_stride + r] = x;
+            }
+        }
+    }
+
+    /// Horizontal sums of `LANES` vectors: lane `i` of the result is the
+    /// sum of the lanes of `v[i]`.
+    ///
+    /// # Panics
+    /// If `v` has fewer than `LANES` vectors.
+    #[inline(always)]
+    fn reduce_lanes(self, v: &[Self::V]) -> Self::V {
+        let mut sums = [0.0f32; 16];
+        for (sum, &v) in sums.iter_mut().zip(&v[..Self::LANES]) {
+            *sum = self.reduce_add(v);
+        }
+        self.load(&sums)
+    }
 
     /// Dot product of two equally long slices.
     #[inline(always)]
@@ -103,6 +134,18 @@ pub(crate) trait Simd: Copy {
     }
 }
 
+/// `[f(0), f(1), ..]` for the portable lanes. Never give it a closure that
+/// calls an ISA intrinsic: closures are not force-inlined, and the
+/// intrinsic would stay an out-of-line call.
+#[inline(always)]
+pub(crate) fn array<T: Copy, const N: usize>(fill: T, mut f: impl FnMut(usize) -> T) -> [T; N] {
+    let mut out = [fill; N];
+    for (i, x) in out.iter_mut().enumerate() {
+        *x = f(i);
+    }
+    out
+}
+
 /// Lanes of the portable vector: one AVX register or two SSE/NEON ones, so
 /// LLVM's auto-vectoriser has whole registers to fill where the target has
 /// any, and plain scalar loops where it has none.
@@ -117,7 +160,7 @@ type Lanes = [f32; PORTABLE_LANES];
 
 #[inline(always)]
 fn lanewise(a: Lanes, b: Lanes, f: impl Fn(f32, f32) -> f32) -> Lanes {
-    core::array::from_fn(|i| f(a[i], b[i]))
+    array(0.0, |i| f(a[i], b[i]))
 }
 
 impl Simd for Portable {
@@ -158,7 +201,7 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn fma(self, a: Lanes, b: Lanes, c: Lanes) -> Lanes {
-        core::array::from_fn(|i| a[i] * b[i] + c[i])
+        array(0.0, |i| a[i] * b[i] + c[i])
     }
     #[inline(always)]
     fn max(self, a: Lanes, b: Lanes) -> Lanes {
@@ -170,11 +213,15 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn in_range(self, x: Lanes, lo: Lanes, hi: Lanes) -> [bool; PORTABLE_LANES] {
-        core::array::from_fn(|i| lo[i] <= x[i] && x[i] <= hi[i])
+        array(false, |i| lo[i] <= x[i] && x[i] <= hi[i])
+    }
+    #[inline(always)]
+    fn mask_from_bits(self, bits: u32) -> [bool; PORTABLE_LANES] {
+        array(false, |i| bits >> i & 1 != 0)
     }
     #[inline(always)]
     fn select(self, m: [bool; PORTABLE_LANES], a: Lanes, b: Lanes) -> Lanes {
-        core::array::from_fn(|i| if m[i] { a[i] } else { b[i] })
+        array(0.0, |i| if m[i] { a[i] } else { b[i] })
     }
     #[inline(always)]
     fn reduce_add(self, v: Lanes) -> f32 {
@@ -230,10 +277,38 @@ pub(crate) fn check_ops<S: Simd>(s: S) {
             9.0
         }
     });
+    let rows: alloc::vec::Vec<S::V> = (0..n)
+        .map(|r| {
+            s.load(
+                &(0..n)
+                    .map(|c| (r * n + c) as f32)
+                    .collect::<alloc::vec::Vec<_>>(),
+            )
+        })
+        .collect();
+    check(s.reduce_lanes(&rows), &|r| {
+        (0..n).map(|c| (r * n + c) as f32).sum()
+    });
+    let bits = 0b1011_0110_1001_1101u32;
+    check(s.select(s.mask_from_bits(bits), va, vb), &|i| {
+        if bits >> i & 1 != 0 { a[i] } else { b[i] }
+    });
     let neg = s.exp(s.splat(f32::NEG_INFINITY));
     check(neg, &|_| 0.0);
     assert_eq!(s.reduce_add(va), a.iter().sum::<f32>());
     assert_eq!(s.reduce_max(va), a[n - 1]);
+    let block: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..n)
+        .map(|r| (0..n + 2).map(|c| (r * 100 + c) as f32).collect())
+        .collect();
+    let rows: alloc::vec::Vec<&[f32]> = block.iter().map(|r| r.as_slice()).collect();
+    let stride = n + 3;
+    let mut transposed = alloc::vec![-1.0f32; n * stride];
+    s.transpose(&rows, 2, &mut transposed, stride);
+    for r in 0..n {
+        for c in 0..n {
+            assert_eq!(transposed[c * stride + r], block[r][c + 2], "r {r} c {c}");
+        }
+    }
     let long: alloc::vec::Vec<f32> = (0..2 * n + 3).map(|i| i as f32 * 0.5).collect();
     let want: f32 = long.iter().map(|x| x * x).sum();
     assert!((s.dot(&long, &long) - want).abs() < 1e-3);

@@ -11,20 +11,11 @@
 //! detection succeeded ([`Avx512::detect`], [`Avx2::detect`]); every
 //! `unsafe` block below relies on that and on nothing else.
 
-use core::arch::x86_64::{
-    __cpuid, __cpuid_count, __m256, __m512, __mmask16, _CMP_LE_OQ, _CMP_LT_OQ, _mm_add_ps,
-    _mm_add_ss, _mm_cvtss_f32, _mm_max_ps, _mm_max_ss, _mm_movehl_ps, _mm_shuffle_ps,
-    _mm256_add_ps, _mm256_and_ps, _mm256_andnot_ps, _mm256_blendv_ps, _mm256_castps_si256,
-    _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_extractf128_ps,
-    _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps,
-    _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_slli_epi32,
-    _mm256_storeu_ps, _mm256_sub_epi32, _mm256_sub_ps, _mm512_add_ps, _mm512_castps_si512,
-    _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_loadu_ps,
-    _mm512_mask_mov_ps, _mm512_maskz_mov_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps,
-    _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_set1_epi32, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_slli_epi32, _mm512_storeu_ps, _mm512_sub_epi32, _mm512_sub_ps,
-    _xgetbv,
-};
+#[allow(
+    clippy::wildcard_imports,
+    reason = "dozens of intrinsics, all from one module"
+)]
+use core::arch::x86_64::*;
 
 use crate::simd::Simd;
 
@@ -96,6 +87,25 @@ fn cpu_features() -> Option<(u64, u32, u32)> {
 pub(crate) struct Avx512(());
 
 impl Avx512 {
+    /// 64-bit interleave of the low (`HIGH = false`) or high halves of each
+    /// 128-bit granule of `a` and `b` (`vunpck{l,h}pd`).
+    #[inline(always)]
+    fn interleave64<const HIGH: bool>(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F detected (the token exists); casts are free.
+        let a = unsafe { _mm512_castps_pd(a) };
+        // SAFETY: as above.
+        let b = unsafe { _mm512_castps_pd(b) };
+        let mixed = if HIGH {
+            // SAFETY: as above.
+            unsafe { _mm512_unpackhi_pd(a, b) }
+        } else {
+            // SAFETY: as above.
+            unsafe { _mm512_unpacklo_pd(a, b) }
+        };
+        // SAFETY: as above.
+        unsafe { _mm512_castpd_ps(mixed) }
+    }
+
     /// The token, when the CPU has AVX-512F and the OS saves ZMM state.
     pub(crate) fn detect() -> Option<Self> {
         let (xcr0, _, leaf7) = cpu_features()?;
@@ -214,9 +224,109 @@ impl Simd for Avx512 {
         above & below
     }
     #[inline(always)]
+    fn mask_from_bits(self, bits: u32) -> __mmask16 {
+        bits as __mmask16
+    }
+    #[inline(always)]
     fn select(self, m: __mmask16, a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F detected.
         unsafe { _mm512_mask_mov_ps(b, m, a) }
+    }
+    #[inline(always)]
+    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
+        // Rows, then 32-bit and 64-bit interleaves within 128-bit lanes
+        // (giving 4x4 blocks), then 128-bit lane shuffles: 64 shuffles for
+        // 256 values instead of 256 scalar moves.
+        let mut r = [self.zero(); 16];
+        for (row, r) in src.iter().zip(r.iter_mut()) {
+            *r = self.load(&row[col..]);
+        }
+        let mut t = [self.zero(); 16];
+        for k in 0..8 {
+            // SAFETY: AVX-512F detected.
+            t[2 * k] = unsafe { _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]) };
+            // SAFETY: AVX-512F detected.
+            t[2 * k + 1] = unsafe { _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]) };
+        }
+        let mut u = [self.zero(); 16];
+        for m in 0..4 {
+            let pairs = [
+                (t[4 * m], t[4 * m + 2]),
+                (t[4 * m], t[4 * m + 2]),
+                (t[4 * m + 1], t[4 * m + 3]),
+                (t[4 * m + 1], t[4 * m + 3]),
+            ];
+            for (k, (a, b)) in pairs.into_iter().enumerate() {
+                u[4 * m + k] = if k % 2 == 0 {
+                    self.interleave64::<false>(a, b)
+                } else {
+                    self.interleave64::<true>(a, b)
+                };
+            }
+        }
+        // u[4m + k], 128-bit lane L: column 4L + k, rows 4m..4m + 4.
+        for k in 0..4 {
+            let (a, b, c, d) = (u[k], u[4 + k], u[8 + k], u[12 + k]);
+            // SAFETY: AVX-512F detected.
+            let ab_low = unsafe { _mm512_shuffle_f32x4::<0x44>(a, b) };
+            // SAFETY: AVX-512F detected.
+            let ab_high = unsafe { _mm512_shuffle_f32x4::<0xEE>(a, b) };
+            // SAFETY: AVX-512F detected.
+            let cd_low = unsafe { _mm512_shuffle_f32x4::<0x44>(c, d) };
+            // SAFETY: AVX-512F detected.
+            let cd_high = unsafe { _mm512_shuffle_f32x4::<0xEE>(c, d) };
+            // SAFETY: AVX-512F detected.
+            let col0 = unsafe { _mm512_shuffle_f32x4::<0x88>(ab_low, cd_low) };
+            // SAFETY: AVX-512F detected.
+            let col1 = unsafe { _mm512_shuffle_f32x4::<0xDD>(ab_low, cd_low) };
+            // SAFETY: AVX-512F detected.
+            let col2 = unsafe { _mm512_shuffle_f32x4::<0x88>(ab_high, cd_high) };
+            // SAFETY: AVX-512F detected.
+            let col3 = unsafe { _mm512_shuffle_f32x4::<0xDD>(ab_high, cd_high) };
+            for (lane, v) in [col0, col1, col2, col3].into_iter().enumerate() {
+                self.store(&mut dst[(4 * lane + k) * dst_stride..], v);
+            }
+        }
+    }
+    #[inline(always)]
+    fn reduce_lanes(self, v: &[__m512]) -> __m512 {
+        // Halve the vector count per stage, each stage folding lanes of two
+        // vectors together (32-bit, 64-bit, then 128-bit granules): 45
+        // shuffles and adds for 16 horizontal sums.
+        let v = &v[..16];
+        let mut pairs = [self.zero(); 8];
+        for (k, pair) in pairs.iter_mut().enumerate() {
+            // SAFETY: AVX-512F detected.
+            let low = unsafe { _mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]) };
+            // SAFETY: AVX-512F detected.
+            let high = unsafe { _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]) };
+            *pair = self.add(low, high);
+        }
+        // pairs[k], per 128-bit granule: partials of rows 2k, 2k+1, 2k, 2k+1.
+        let mut quads = [self.zero(); 4];
+        for (k, quad) in quads.iter_mut().enumerate() {
+            // SAFETY: AVX-512F detected (casts reinterpret, free).
+            let (a, b) = (pairs[2 * k], pairs[2 * k + 1]);
+            let low = self.interleave64::<false>(a, b);
+            let high = self.interleave64::<true>(a, b);
+            *quad = self.add(low, high);
+        }
+        // quads[k], per 128-bit granule g: partial g of rows 4k..4k + 4.
+        let mut halves = [self.zero(); 2];
+        for (k, half) in halves.iter_mut().enumerate() {
+            let (a, b) = (quads[2 * k], quads[2 * k + 1]);
+            // SAFETY: AVX-512F detected.
+            let even = unsafe { _mm512_shuffle_f32x4::<0x88>(a, b) };
+            // SAFETY: AVX-512F detected.
+            let odd = unsafe { _mm512_shuffle_f32x4::<0xDD>(a, b) };
+            *half = self.add(even, odd);
+        }
+        // halves[k]: rows 8k..8k+4 (two partials), rows 8k+4..8k+8 (two).
+        // SAFETY: AVX-512F detected.
+        let even = unsafe { _mm512_shuffle_f32x4::<0x88>(halves[0], halves[1]) };
+        // SAFETY: AVX-512F detected.
+        let odd = unsafe { _mm512_shuffle_f32x4::<0xDD>(halves[0], halves[1]) };
+        self.add(even, odd)
     }
     #[inline(always)]
     fn reduce_add(self, v: __m512) -> f32 {
@@ -324,9 +434,79 @@ impl Simd for Avx2 {
         unsafe { _mm256_and_ps(above, below) }
     }
     #[inline(always)]
+    fn mask_from_bits(self, bits: u32) -> __m256 {
+        // SAFETY: AVX2 detected.
+        let lane_bits = unsafe { _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128) };
+        // SAFETY: AVX2 detected.
+        let broadcast = unsafe { _mm256_set1_epi32(bits as i32) };
+        // SAFETY: AVX2 detected.
+        let own = unsafe { _mm256_and_si256(broadcast, lane_bits) };
+        // SAFETY: AVX2 detected.
+        let set = unsafe { _mm256_cmpeq_epi32(own, lane_bits) };
+        // SAFETY: AVX2 detected.
+        unsafe { _mm256_castsi256_ps(set) }
+    }
+    #[inline(always)]
     fn select(self, m: __m256, a: __m256, b: __m256) -> __m256 {
         // SAFETY: AVX2 detected.
         unsafe { _mm256_blendv_ps(b, a, m) }
+    }
+    #[inline(always)]
+    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
+        // The classic 8x8: 32-bit interleaves, 64-bit shuffles within
+        // 128-bit lanes, then 128-bit lane swaps (24 shuffles).
+        let mut r = [self.zero(); 8];
+        for (row, r) in src.iter().zip(r.iter_mut()) {
+            *r = self.load(&row[col..]);
+        }
+        let mut t = [self.zero(); 8];
+        for k in 0..4 {
+            // SAFETY: AVX2 detected.
+            t[2 * k] = unsafe { _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]) };
+            // SAFETY: AVX2 detected.
+            t[2 * k + 1] = unsafe { _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]) };
+        }
+        let mut u = [self.zero(); 8];
+        for m in 0..2 {
+            let (t0, t1, t2, t3) = (t[4 * m], t[4 * m + 1], t[4 * m + 2], t[4 * m + 3]);
+            // SAFETY: AVX2 detected.
+            u[4 * m] = unsafe { _mm256_shuffle_ps::<0x44>(t0, t2) };
+            // SAFETY: AVX2 detected.
+            u[4 * m + 1] = unsafe { _mm256_shuffle_ps::<0xEE>(t0, t2) };
+            // SAFETY: AVX2 detected.
+            u[4 * m + 2] = unsafe { _mm256_shuffle_ps::<0x44>(t1, t3) };
+            // SAFETY: AVX2 detected.
+            u[4 * m + 3] = unsafe { _mm256_shuffle_ps::<0xEE>(t1, t3) };
+        }
+        // u[4m + k], 128-bit lane L: column 4L + k, rows 4m..4m + 4.
+        for k in 0..4 {
+            // SAFETY: AVX2 detected.
+            let low = unsafe { _mm256_permute2f128_ps::<0x20>(u[k], u[4 + k]) };
+            // SAFETY: AVX2 detected.
+            let high = unsafe { _mm256_permute2f128_ps::<0x31>(u[k], u[4 + k]) };
+            self.store(&mut dst[k * dst_stride..], low);
+            self.store(&mut dst[(4 + k) * dst_stride..], high);
+        }
+    }
+    #[inline(always)]
+    fn reduce_lanes(self, v: &[__m256]) -> __m256 {
+        // Two rounds of horizontal adds within 128-bit lanes, then the two
+        // lanes' partials added across.
+        let v = &v[..8];
+        let mut pairs = [self.zero(); 4];
+        for (k, pair) in pairs.iter_mut().enumerate() {
+            // SAFETY: AVX2 detected.
+            *pair = unsafe { _mm256_hadd_ps(v[2 * k], v[2 * k + 1]) };
+        }
+        // SAFETY: AVX2 detected.
+        let low = unsafe { _mm256_hadd_ps(pairs[0], pairs[1]) };
+        // SAFETY: AVX2 detected.
+        let high = unsafe { _mm256_hadd_ps(pairs[2], pairs[3]) };
+        // SAFETY: AVX2 detected.
+        let first = unsafe { _mm256_permute2f128_ps::<0x20>(low, high) };
+        // SAFETY: AVX2 detected.
+        let second = unsafe { _mm256_permute2f128_ps::<0x31>(low, high) };
+        self.add(first, second)
     }
     #[inline(always)]
     fn reduce_add(self, v: __m256) -> f32 {

@@ -1,0 +1,319 @@
+//! The frame reader: one frame per line, `input_dim` comma-separated floats.
+//!
+//! Feature frames come from loggers, spreadsheets and scripts, so the reader
+//! is forgiving where nothing can be misread (blank lines, `#` comments —
+//! whole-line or trailing —, spaces around fields, CRLF line ends, a UTF-8
+//! byte-order mark) and strict where a mistake would silently change the
+//! model's input: every line must have exactly `input_dim` fields, each a
+//! number that is finite as an `f32`. Errors name the file, the line and
+//! (for a bad field) the column and field number, so the user can jump
+//! straight to the problem. No third-party CSV crate: the format is this
+//! small, and quoting or headers would only be ways to get it wrong.
+
+use std::fmt;
+use std::io::{self, Read as _};
+use std::path::Path;
+
+/// Frames read from a CSV, row-major `[frames][input_dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Frames {
+    values: Vec<f32>,
+    input_dim: usize,
+    /// 1-based source line of each frame.
+    lines: Vec<usize>,
+}
+
+impl Frames {
+    /// Number of frames.
+    pub(crate) fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Frame `index` (`input_dim` values).
+    pub(crate) fn frame(&self, index: usize) -> &[f32] {
+        &self.values[index * self.input_dim..(index + 1) * self.input_dim]
+    }
+
+    /// Frames `range`, row-major.
+    pub(crate) fn span(&self, range: std::ops::Range<usize>) -> &[f32] {
+        &self.values[range.start * self.input_dim..range.end * self.input_dim]
+    }
+
+    /// Source line of frame `index` (1-based).
+    pub(crate) fn line(&self, index: usize) -> usize {
+        self.lines[index]
+    }
+}
+
+/// Why a frames CSV was refused. `Display` is one line starting with the
+/// file (and line, and column) it is about.
+#[derive(Debug)]
+pub(crate) enum CsvError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
+    Read {
+        /// The file as the user named it.
+        origin: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A line has the wrong number of fields.
+    FieldCount {
+        /// The file as the user named it.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// `input_dim` of the model.
+        expected: usize,
+        /// Fields on the line.
+        found: usize,
+        /// The line ends in a comma (a common cause of one extra field).
+        trailing_comma: bool,
+    },
+    /// A field is empty or not a number.
+    NotANumber {
+        /// The file as the user named it.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based character column where the field starts.
+        column: usize,
+        /// 1-based field number.
+        field: usize,
+        /// The field's text, trimmed.
+        text: String,
+    },
+    /// A field is a number but not a finite `f32` (`nan`, `inf`, `1e39`).
+    NotFinite {
+        /// The file as the user named it.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based character column where the field starts.
+        column: usize,
+        /// 1-based field number.
+        field: usize,
+        /// The field's text, trimmed.
+        text: String,
+    },
+    /// No line holds a frame.
+    NoFrames {
+        /// The file as the user named it.
+        origin: String,
+    },
+}
+
+impl fmt::Display for CsvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { origin, source } => write!(f, "cannot read {origin}: {source}"),
+            Self::FieldCount {
+                origin,
+                line,
+                expected,
+                found,
+                trailing_comma,
+            } => {
+                write!(
+                    f,
+                    "{origin}:{line}: expected {expected} values, found {found}"
+                )?;
+                if *trailing_comma {
+                    f.write_str(" (the line ends with a comma)")?;
+                }
+                Ok(())
+            }
+            Self::NotANumber {
+                origin,
+                line,
+                column,
+                field,
+                text,
+            } => {
+                if text.is_empty() {
+                    write!(f, "{origin}:{line}:{column}: field {field} is empty")
+                } else {
+                    write!(
+                        f,
+                        "{origin}:{line}:{column}: field {field}: `{text}` is not a number"
+                    )
+                }
+            }
+            Self::NotFinite {
+                origin,
+                line,
+                column,
+                field,
+                text,
+            } => write!(
+                f,
+                "{origin}:{line}:{column}: field {field}: `{text}` is not a finite f32"
+            ),
+            Self::NoFrames { origin } => write!(
+                f,
+                "{origin}: no frames (every line is blank or a `#` comment)"
+            ),
+        }
+    }
+}
+
+/// Reads frames of `input_dim` values from `path`; `-` reads standard input.
+pub(crate) fn read_frames(path: &Path, input_dim: usize) -> Result<Frames, CsvError> {
+    let stdin = path.as_os_str() == "-";
+    let origin = if stdin {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let read = if stdin {
+        let mut text = String::new();
+        io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = read.map_err(|source| CsvError::Read {
+        origin: origin.clone(),
+        source,
+    })?;
+    parse_frames(&text, &origin, input_dim)
+}
+
+/// Parses CSV text; `origin` names it in errors.
+pub(crate) fn parse_frames(text: &str, origin: &str, input_dim: usize) -> Result<Frames, CsvError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut values = Vec::new();
+    let mut lines = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let data = raw.split_once('#').map_or(raw, |(data, _)| data);
+        if data.trim().is_empty() {
+            continue;
+        }
+        let found = data.split(',').count();
+        if found != input_dim {
+            return Err(CsvError::FieldCount {
+                origin: origin.to_owned(),
+                line,
+                expected: input_dim,
+                found,
+                trailing_comma: data.trim_end().ends_with(','),
+            });
+        }
+        let mut start = 0;
+        for (field_index, field) in data.split(',').enumerate() {
+            let text = field.trim();
+            let leading = field.len() - field.trim_start().len();
+            let column = raw[..start + leading].chars().count() + 1;
+            start += field.len() + 1;
+            let field = field_index + 1;
+            let value: f32 = text.parse().map_err(|_| CsvError::NotANumber {
+                origin: origin.to_owned(),
+                line,
+                column,
+                field,
+                text: text.to_owned(),
+            })?;
+            if !value.is_finite() {
+                return Err(CsvError::NotFinite {
+                    origin: origin.to_owned(),
+                    line,
+                    column,
+                    field,
+                    text: text.to_owned(),
+                });
+            }
+            values.push(value);
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return Err(CsvError::NoFrames {
+            origin: origin.to_owned(),
+        });
+    }
+    Ok(Frames {
+        values,
+        input_dim,
+        lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Frames, String> {
+        parse_frames(text, "f.csv", 3).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_frames_skipping_blanks_and_comments() {
+        let text = "\u{feff}# header comment\r\n1,2,3\r\n\n  \n 4 , -5.5,6e-1 # trailing\n#7,8,9\n";
+        let frames = parse(text).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames.span(0..2), [1.0, 2.0, 3.0, 4.0, -5.5, 0.6]);
+        assert_eq!(frames.frame(1), [4.0, -5.5, 0.6]);
+        assert_eq!((frames.line(0), frames.line(1)), (2, 5));
+    }
+
+    #[test]
+    fn wrong_field_count_names_the_line() {
+        assert_eq!(
+            parse("1,2,3\n1,2\n").unwrap_err(),
+            "f.csv:2: expected 3 values, found 2"
+        );
+        assert_eq!(
+            parse("1,2,3,\n").unwrap_err(),
+            "f.csv:1: expected 3 values, found 4 (the line ends with a comma)"
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_line_column_and_field() {
+        assert_eq!(
+            parse("1,2,3\n1, x2 ,3\n").unwrap_err(),
+            "f.csv:2:4: field 2: `x2` is not a number"
+        );
+        assert_eq!(parse("1,,3\n").unwrap_err(), "f.csv:1:3: field 2 is empty");
+        assert_eq!(
+            parse("1,2,NaN\n").unwrap_err(),
+            "f.csv:1:5: field 3: `NaN` is not a finite f32"
+        );
+        assert_eq!(
+            parse("1e39,2,3\n").unwrap_err(),
+            "f.csv:1:1: field 1: `1e39` is not a finite f32"
+        );
+        assert_eq!(
+            parse("-inf,2,3\n").unwrap_err(),
+            "f.csv:1:1: field 1: `-inf` is not a finite f32"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(
+            parse("1,2,3 \nμ,2,3\n").unwrap_err(),
+            "f.csv:2:1: field 1: `μ` is not a number"
+        );
+        assert_eq!(
+            parse("1,2,μ\n").unwrap_err(),
+            "f.csv:1:5: field 3: `μ` is not a number"
+        );
+    }
+
+    #[test]
+    fn no_frames_is_an_error() {
+        assert_eq!(
+            parse("# only\n\n").unwrap_err(),
+            "f.csv: no frames (every line is blank or a `#` comment)"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let e = read_frames(Path::new("/nonexistent/frames.csv"), 3).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/frames.csv: ")
+        );
+    }
+}
