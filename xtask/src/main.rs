@@ -6,6 +6,7 @@
 //! itself with one entry in [`TASKS`]; the help text is generated from that
 //! table, so it never lists a task that does not exist.
 
+mod bench;
 mod ci;
 mod process;
 mod step;
@@ -30,7 +31,7 @@ struct Task {
 }
 
 /// Every task, in the order `cargo xtask help` lists them.
-const TASKS: &[Task] = &[ci::TASK];
+const TASKS: &[Task] = &[ci::TASK, bench::TASK];
 
 /// Exit status for a command line we could not understand.
 const USAGE_ERROR: u8 = 2;
