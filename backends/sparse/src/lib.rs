@@ -115,18 +115,18 @@ impl Kernel {
     fn prefill(
         self,
         problem: &prefill::Problem<'_>,
-        scratch: &mut prefill::Scratch,
+        work: &mut prefill::Workspace,
         out: &mut [f32],
     ) {
         match self {
-            Self::Portable => prefill::run(simd::Portable, problem, scratch, out),
+            Self::Portable => prefill::run(simd::Portable, problem, work, out),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token exists only because AVX2 and FMA were
             // detected, the sole requirement of the target-feature function.
-            Self::Avx2(s) => unsafe { prefill_avx2(s, problem, scratch, out) },
+            Self::Avx2(s) => unsafe { prefill_avx2(s, problem, work, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token exists only because AVX-512F was detected.
-            Self::Avx512(s) => unsafe { prefill_avx512(s, problem, scratch, out) },
+            Self::Avx512(s) => unsafe { prefill_avx512(s, problem, work, out) },
         }
     }
 }
@@ -137,10 +137,10 @@ impl Kernel {
 fn prefill_avx2(
     s: x86::Avx2,
     problem: &prefill::Problem<'_>,
-    scratch: &mut prefill::Scratch,
+    work: &mut prefill::Workspace,
     out: &mut [f32],
 ) {
-    prefill::run(s, problem, scratch, out);
+    prefill::run(s, problem, work, out);
 }
 
 /// [`prefill::run`] compiled with AVX-512F (and the AVX2/FMA it implies).
@@ -149,10 +149,10 @@ fn prefill_avx2(
 fn prefill_avx512(
     s: x86::Avx512,
     problem: &prefill::Problem<'_>,
-    scratch: &mut prefill::Scratch,
+    work: &mut prefill::Workspace,
     out: &mut [f32],
 ) {
-    prefill::run(s, problem, scratch, out);
+    prefill::run(s, problem, work, out);
 }
 
 /// Fast sparse attention for one [`HeadConfig`]: MHA or GQA/MQA, causal or
@@ -238,9 +238,8 @@ impl AttentionBackend for SparseBackend {
         if q.seq() == 0 {
             return Ok(out);
         }
-        let mut scratch = prefill::Scratch::new(&problem)?;
-        self.kernel
-            .prefill(&problem, &mut scratch, out.as_mut_slice());
+        let mut work = prefill::Workspace::new(&problem)?;
+        self.kernel.prefill(&problem, &mut work, out.as_mut_slice());
         Ok(out)
     }
 

@@ -105,7 +105,7 @@ impl Problem<'_> {
 }
 
 /// Scratch of one prefill call, allocated once.
-pub(crate) struct Scratch {
+struct Scratch {
     /// Queries of the tile, transposed and scaled: `[dim][rows]`.
     qt: Vec<f32>,
     /// Scores, then weights, of the window chunk: `[chunk][rows]`.
@@ -137,10 +137,67 @@ pub(crate) struct Scratch {
     /// Log-stride diagonals of the tile: position `t` attends to key
     /// `base + t` when bit `t` is set.
     diagonals: Vec<(isize, u32)>,
-    /// Landmark key means of one KV head: `[blocks][dim]`.
-    landmark_keys: Vec<f32>,
-    /// Landmark value means of one KV head: `[blocks][dim]`.
-    landmark_values: Vec<f32>,
+}
+
+/// Everything a prefill call allocates, once.
+pub(crate) struct Workspace {
+    scratch: Scratch,
+    landmarks: Landmarks,
+}
+
+impl Workspace {
+    /// The buffers of `problem`.
+    ///
+    /// # Errors
+    /// [`AttentionError::OutOfMemory`] when a buffer cannot be reserved.
+    pub(crate) fn new(problem: &Problem<'_>) -> Result<Self, AttentionError> {
+        Ok(Self {
+            scratch: Scratch::new(problem)?,
+            landmarks: Landmarks::new(problem)?,
+        })
+    }
+}
+
+/// Landmark means of every block and KV head, computed once per call.
+struct Landmarks {
+    /// Key means: `[kv_head][block][dim]`.
+    keys: Vec<f32>,
+    /// Value means: `[kv_head][block][dim]`.
+    values: Vec<f32>,
+    /// KV heads the buffers are split into.
+    kv_heads: usize,
+}
+
+impl Landmarks {
+    /// Room for `problem`'s landmark means (none when landmarks are off).
+    ///
+    /// # Errors
+    /// [`AttentionError::OutOfMemory`] when a buffer cannot be reserved.
+    fn new(problem: &Problem<'_>) -> Result<Self, AttentionError> {
+        let len = if problem.pattern.landmarks() {
+            problem.pattern.block_count(problem.n) * problem.kv_heads * problem.dim
+        } else {
+            0
+        };
+        Ok(Self {
+            keys: buffer(len, 0.0)?,
+            values: buffer(len, 0.0)?,
+            kv_heads: problem.kv_heads,
+        })
+    }
+
+    /// Key and value means of KV head `head`, `[block][dim]` each.
+    fn head(&self, head: usize) -> (&[f32], &[f32]) {
+        let len = self.keys.len() / self.kv_heads_or_one();
+        (
+            &self.keys[head * len..][..len],
+            &self.values[head * len..][..len],
+        )
+    }
+
+    fn kv_heads_or_one(&self) -> usize {
+        self.kv_heads.max(1)
+    }
 }
 
 fn buffer<T: Clone>(len: usize, fill: T) -> Result<Vec<T>, AttentionError> {
@@ -169,16 +226,11 @@ impl Scratch {
     ///
     /// # Errors
     /// [`AttentionError::OutOfMemory`] when a buffer cannot be reserved.
-    pub(crate) fn new(problem: &Problem<'_>) -> Result<Self, AttentionError> {
+    fn new(problem: &Problem<'_>) -> Result<Self, AttentionError> {
         let rows = problem.rows();
         let dim = problem.dim;
         let max_extras = plan::max_extras(problem.pattern, problem.n);
         let extras_stride = max_extras.max(1).next_multiple_of(VECTOR_PAD);
-        let landmarks = if problem.pattern.landmarks() {
-            problem.pattern.block_count(problem.n) * dim
-        } else {
-            0
-        };
         let extras = reserved(max_extras)?;
         let max_shared = problem.pattern.globals().len()
             + MAX_LANDMARK_RUNS * plan::max_extras(problem.pattern, problem.n);
@@ -203,8 +255,6 @@ impl Scratch {
             shared,
             shared_bits: reserved(max_shared)?,
             diagonals: reserved(max_diagonals)?,
-            landmark_keys: buffer(landmarks, 0.0)?,
-            landmark_values: buffer(landmarks, 0.0)?,
         })
     }
 }
@@ -353,41 +403,59 @@ impl<S: Simd> LaneMask<S> for BitsMask<'_> {
 /// Runs the whole prefill with instruction set `s`, writing `out`
 /// (`[n][q_heads][dim]`, overwritten).
 #[inline(always)]
-pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, scratch: &mut Scratch, out: &mut [f32]) {
+pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, work: &mut Workspace, out: &mut [f32]) {
     if problem.n == 0 {
         return;
     }
-    for head in 0..problem.kv_heads {
-        let keys = HeadRows::new(problem.k, problem, head);
-        let values = HeadRows::new(problem.v, problem, head);
-        if problem.pattern.landmarks() {
-            landmark_means(s, problem, keys, &mut scratch.landmark_keys);
-            landmark_means(s, problem, values, &mut scratch.landmark_values);
+    let Workspace { scratch, landmarks } = work;
+    if problem.pattern.landmarks() {
+        let len = problem.pattern.block_count(problem.n) * problem.dim;
+        for head in 0..problem.kv_heads {
+            let keys = HeadRows::new(problem.k, problem, head);
+            let values = HeadRows::new(problem.v, problem, head);
+            landmark_means(s, problem, keys, &mut landmarks.keys[head * len..][..len]);
+            landmark_means(
+                s,
+                problem,
+                values,
+                &mut landmarks.values[head * len..][..len],
+            );
         }
-        let mut first = 0;
-        while first < problem.n {
-            let positions = TILE.min(problem.n - first);
-            let mut queries = [plan::Query {
-                i: 0,
-                n: problem.n,
-                lo: 0,
-                hi: 0,
-            }; TILE];
-            for (t, query) in queries.iter_mut().enumerate().take(positions) {
-                *query = plan::Query::new(problem.pattern, first + t, problem.n);
-            }
+    }
+    let mut first = 0;
+    while first < problem.n {
+        // The tile's plan (window bounds, extras) is the same for every KV
+        // head: work it out once.
+        let positions = TILE.min(problem.n - first);
+        let mut queries = [plan::Query {
+            i: 0,
+            n: problem.n,
+            lo: 0,
+            hi: 0,
+        }; TILE];
+        for (t, query) in queries.iter_mut().enumerate().take(positions) {
+            *query = plan::Query::new(problem.pattern, first + t, problem.n);
+        }
+        let mut landmarks_shared = true;
+        for head in 0..problem.kv_heads {
+            let (landmark_keys, landmark_values) = landmarks.head(head);
             let tile = Tile {
                 problem,
                 head,
                 first,
                 positions,
-                keys,
-                values,
+                keys: HeadRows::new(problem.k, problem, head),
+                values: HeadRows::new(problem.v, problem, head),
                 queries,
+                landmark_keys,
+                landmark_values,
             };
-            tile.run(s, scratch, out);
-            first += TILE;
+            if head == 0 {
+                landmarks_shared = tile.collect_shared(scratch);
+            }
+            tile.run(s, scratch, landmarks_shared, out);
         }
+        first += TILE;
     }
 }
 
@@ -421,6 +489,10 @@ struct Tile<'a> {
     values: HeadRows<'a>,
     /// The positions with their window bounds (first `positions` valid).
     queries: [plan::Query; TILE],
+    /// This head's landmark key means, `[block][dim]`.
+    landmark_keys: &'a [f32],
+    /// This head's landmark value means, `[block][dim]`.
+    landmark_values: &'a [f32],
 }
 
 /// Bit `t` set for tile positions `from..=to`.
@@ -446,9 +518,8 @@ impl Tile<'_> {
     }
 
     #[inline(always)]
-    fn run<S: Simd>(&self, s: S, scratch: &mut Scratch, out: &mut [f32]) {
+    fn run<S: Simd>(&self, s: S, scratch: &mut Scratch, landmarks_shared: bool, out: &mut [f32]) {
         self.transpose_queries(s, scratch);
-        let landmarks_shared = self.collect_shared(scratch);
         self.per_query(s, scratch, !landmarks_shared);
         self.extras_chunk(s, scratch);
         self.window(s, scratch);
@@ -618,7 +689,7 @@ impl Tile<'_> {
                 continue;
             }
             let q_group = &p.q[self.group_offset(i)..][..group * dim];
-            let landmark_keys = &scratch.landmark_keys;
+            let landmark_keys = self.landmark_keys;
             for (e, &extra) in scratch.extras.iter().enumerate() {
                 let key = match extra {
                     Extra::Token(j) => self.keys.row(j),
@@ -652,7 +723,7 @@ impl Tile<'_> {
                 let values = Extras {
                     extras: &scratch.extras,
                     rows: self.values,
-                    landmarks: &scratch.landmark_values,
+                    landmarks: self.landmark_values,
                 };
                 weighted_sum(s, acc, weights, &values);
             }
@@ -677,7 +748,7 @@ impl Tile<'_> {
         let keys = Extras {
             extras: &scratch.shared,
             rows: self.keys,
-            landmarks: &scratch.landmark_keys,
+            landmarks: self.landmark_keys,
         };
         let mask = BitsMask {
             bits: &scratch.shared_bits,
@@ -717,7 +788,7 @@ impl Tile<'_> {
             let values = Extras {
                 extras: &scratch.shared,
                 rows: self.values,
-                landmarks: &scratch.landmark_values,
+                landmarks: self.landmark_values,
             };
             weighted_values(
                 s,
