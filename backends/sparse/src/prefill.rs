@@ -772,7 +772,15 @@ impl Tile<'_> {
             .iter()
             .zip(diagonal_st.chunks_exact_mut(rows))
         {
-            self.diagonal_scores(s, base, bits, st_row, &mut scratch.factor);
+            self.diagonal_scores(
+                s,
+                base,
+                bits,
+                &scratch.qt,
+                &scratch.zeros,
+                st_row,
+                &mut scratch.factor,
+            );
         }
         softmax(
             s,
@@ -805,47 +813,61 @@ impl Tile<'_> {
 
     /// One diagonal's scores: position `t` against key `base + t`, for
     /// every head of the group (masked by `bits`), into `st_row`, and maxed
-    /// into `chunk_max`. Each is a row-major dot product left as a vector of
-    /// partial sums; one transpose-reduce per `LANES` positions turns them
-    /// into a vector of scores, lane `t` for position `t`.
+    /// into `chunk_max`. The `LANES` keys of a vector of positions are
+    /// transposed in registers once, then each head of the group costs one
+    /// vertical multiply-add per dim against the tile's transposed,
+    /// pre-scaled queries.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn diagonal_scores<S: Simd>(
         &self,
         s: S,
         base: isize,
         bits: u32,
+        qt: &[f32],
+        zeros: &[f32],
         st_row: &mut [f32],
         chunk_max: &mut [f32],
     ) {
         let p = self.problem;
-        let dim = p.dim;
+        let (dim, rows, group) = (p.dim, p.rows(), p.group());
         let body = dim - dim % S::LANES;
-        let scale = s.splat(1.0 / libm::sqrtf(dim as f32));
         let masked = s.splat(f32::NEG_INFINITY);
-        for g in 0..p.group() {
-            let mut partial = [s.zero(); TILE];
-            let mut tail = [0.0f32; TILE];
-            for (t, (partial, tail)) in partial.iter_mut().zip(&mut tail).enumerate() {
-                if bits >> t & 1 == 0 {
-                    continue;
+        for t0 in (0..TILE).step_by(S::LANES) {
+            let mut src: [&[f32]; 16] = [zeros; 16];
+            for (r, row) in src.iter_mut().enumerate().take(S::LANES) {
+                if bits >> (t0 + r) & 1 != 0 {
+                    // A set bit means `base + t` is on the sequence.
+                    *row = self.keys.row(base.wrapping_add_unsigned(t0 + r) as usize);
                 }
-                // A set bit means `base + t` is on the sequence.
-                let key = self.keys.row(base.wrapping_add_unsigned(t) as usize);
-                let q = &p.q[self.group_offset(self.first + t) + g * dim..][..dim];
-                let mut acc = s.zero();
-                let mut d = 0;
-                while d < body {
-                    acc = s.fma(s.load(&q[d..]), s.load(&key[d..]), acc);
-                    d += S::LANES;
-                }
-                *partial = acc;
-                *tail = q[body..].iter().zip(&key[body..]).map(|(a, b)| a * b).sum();
             }
-            for t0 in (0..TILE).step_by(S::LANES) {
-                let sums = s.add(s.reduce_lanes(&partial[t0..]), s.load(&tail[t0..]));
-                let valid = s.mask_from_bits(bits >> t0);
-                let x = s.select(valid, s.mul(sums, scale), masked);
+            for g in 0..group {
+                s.store(&mut st_row[g * TILE + t0..], s.zero());
+            }
+            let mut keys = [s.zero(); 16];
+            let mut d0 = 0;
+            while d0 < body {
+                s.transpose_into(&src, d0, &mut keys);
+                for g in 0..group {
+                    let col = g * TILE + t0;
+                    let mut acc = s.load(&st_row[col..]);
+                    for (c, &k) in keys[..S::LANES].iter().enumerate() {
+                        acc = s.fma(s.load(&qt[(d0 + c) * rows + col..]), k, acc);
+                    }
+                    s.store(&mut st_row[col..], acc);
+                }
+                d0 += S::LANES;
+            }
+            for g in 0..group {
                 let col = g * TILE + t0;
+                for (r, key) in src[..S::LANES].iter().enumerate() {
+                    for d in body..dim {
+                        st_row[col + r] +=
+                            qt[d * rows + col + r] * key.get(d).copied().unwrap_or(0.0);
+                    }
+                }
+                let valid = s.mask_from_bits(bits >> t0);
+                let x = s.select(valid, s.load(&st_row[col..]), masked);
                 s.store(&mut st_row[col..], x);
                 let max = s.max(s.load(&chunk_max[col..]), x);
                 s.store(&mut chunk_max[col..], max);

@@ -67,33 +67,35 @@ pub(crate) trait Simd: Copy {
     /// Maximum of the lanes.
     fn reduce_max(self, v: Self::V) -> f32;
 
-    /// Transposes a `LANES x LANES` block: for `r, c < LANES`,
-    /// `dst[c * dst_stride + r] = src[r][col + c]`.
+    /// Transposes a `LANES x LANES` block into registers: vector `c` of
+    /// `out` holds column `col + c` of rows `src[0..LANES]`.
     ///
     /// # Panics
     /// If `src` has fewer than `LANES` rows, a row is shorter than
-    /// `col + LANES`, or `dst` is too short.
+    /// `col + LANES`, or `out` has fewer than `LANES` vectors.
     #[inline(always)]
-    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
-        for (r, row) in src[..Self::LANES].iter().enumerate() {
-            for (c, &x) in row[col..col + Self::LANES].iter().enumerate() {
-                dst[c * dst_stride + r] = x;
+    fn transpose_into(self, src: &[&[f32]], col: usize, out: &mut [Self::V]) {
+        let mut column = [0.0f32; 16];
+        for (c, out) in out[..Self::LANES].iter_mut().enumerate() {
+            for (r, row) in src[..Self::LANES].iter().enumerate() {
+                column[r] = row[col + c];
             }
+            *out = self.load(&column);
         }
     }
 
-    /// Horizontal sums of `LANES` vectors: lane `i` of the result is the
-    /// sum of the lanes of `v[i]`.
+    /// Transposes a `LANES x LANES` block to memory: for `r, c < LANES`,
+    /// `dst[c * dst_stride + r] = src[r][col + c]`.
     ///
     /// # Panics
-    /// If `v` has fewer than `LANES` vectors.
+    /// As [`transpose_into`](Self::transpose_into), or if `dst` is too short.
     #[inline(always)]
-    fn reduce_lanes(self, v: &[Self::V]) -> Self::V {
-        let mut sums = [0.0f32; 16];
-        for (sum, &v) in sums.iter_mut().zip(&v[..Self::LANES]) {
-            *sum = self.reduce_add(v);
+    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
+        let mut columns = [self.zero(); 16];
+        self.transpose_into(src, col, &mut columns);
+        for (c, &v) in columns[..Self::LANES].iter().enumerate() {
+            self.store(&mut dst[c * dst_stride..], v);
         }
-        self.load(&sums)
     }
 
     /// Dot product of two equally long slices.
@@ -276,18 +278,6 @@ pub(crate) fn check_ops<S: Simd>(s: S) {
         } else {
             9.0
         }
-    });
-    let rows: alloc::vec::Vec<S::V> = (0..n)
-        .map(|r| {
-            s.load(
-                &(0..n)
-                    .map(|c| (r * n + c) as f32)
-                    .collect::<alloc::vec::Vec<_>>(),
-            )
-        })
-        .collect();
-    check(s.reduce_lanes(&rows), &|r| {
-        (0..n).map(|c| (r * n + c) as f32).sum()
     });
     let bits = 0b1011_0110_1001_1101u32;
     check(s.select(s.mask_from_bits(bits), va, vb), &|i| {

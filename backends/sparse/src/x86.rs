@@ -233,7 +233,7 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_mov_ps(b, m, a) }
     }
     #[inline(always)]
-    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
+    fn transpose_into(self, src: &[&[f32]], col: usize, out: &mut [__m512]) {
         // Rows, then 32-bit and 64-bit interleaves within 128-bit lanes
         // (giving 4x4 blocks), then 128-bit lane shuffles: 64 shuffles for
         // 256 values instead of 256 scalar moves.
@@ -284,49 +284,9 @@ impl Simd for Avx512 {
             // SAFETY: AVX-512F detected.
             let col3 = unsafe { _mm512_shuffle_f32x4::<0xDD>(ab_high, cd_high) };
             for (lane, v) in [col0, col1, col2, col3].into_iter().enumerate() {
-                self.store(&mut dst[(4 * lane + k) * dst_stride..], v);
+                out[4 * lane + k] = v;
             }
         }
-    }
-    #[inline(always)]
-    fn reduce_lanes(self, v: &[__m512]) -> __m512 {
-        // Halve the vector count per stage, each stage folding lanes of two
-        // vectors together (32-bit, 64-bit, then 128-bit granules): 45
-        // shuffles and adds for 16 horizontal sums.
-        let v = &v[..16];
-        let mut pairs = [self.zero(); 8];
-        for (k, pair) in pairs.iter_mut().enumerate() {
-            // SAFETY: AVX-512F detected.
-            let low = unsafe { _mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]) };
-            // SAFETY: AVX-512F detected.
-            let high = unsafe { _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]) };
-            *pair = self.add(low, high);
-        }
-        // pairs[k], per 128-bit granule: partials of rows 2k, 2k+1, 2k, 2k+1.
-        let mut quads = [self.zero(); 4];
-        for (k, quad) in quads.iter_mut().enumerate() {
-            // SAFETY: AVX-512F detected (casts reinterpret, free).
-            let (a, b) = (pairs[2 * k], pairs[2 * k + 1]);
-            let low = self.interleave64::<false>(a, b);
-            let high = self.interleave64::<true>(a, b);
-            *quad = self.add(low, high);
-        }
-        // quads[k], per 128-bit granule g: partial g of rows 4k..4k + 4.
-        let mut halves = [self.zero(); 2];
-        for (k, half) in halves.iter_mut().enumerate() {
-            let (a, b) = (quads[2 * k], quads[2 * k + 1]);
-            // SAFETY: AVX-512F detected.
-            let even = unsafe { _mm512_shuffle_f32x4::<0x88>(a, b) };
-            // SAFETY: AVX-512F detected.
-            let odd = unsafe { _mm512_shuffle_f32x4::<0xDD>(a, b) };
-            *half = self.add(even, odd);
-        }
-        // halves[k]: rows 8k..8k+4 (two partials), rows 8k+4..8k+8 (two).
-        // SAFETY: AVX-512F detected.
-        let even = unsafe { _mm512_shuffle_f32x4::<0x88>(halves[0], halves[1]) };
-        // SAFETY: AVX-512F detected.
-        let odd = unsafe { _mm512_shuffle_f32x4::<0xDD>(halves[0], halves[1]) };
-        self.add(even, odd)
     }
     #[inline(always)]
     fn reduce_add(self, v: __m512) -> f32 {
@@ -452,7 +412,7 @@ impl Simd for Avx2 {
         unsafe { _mm256_blendv_ps(b, a, m) }
     }
     #[inline(always)]
-    fn transpose(self, src: &[&[f32]], col: usize, dst: &mut [f32], dst_stride: usize) {
+    fn transpose_into(self, src: &[&[f32]], col: usize, out: &mut [__m256]) {
         // The classic 8x8: 32-bit interleaves, 64-bit shuffles within
         // 128-bit lanes, then 128-bit lane swaps (24 shuffles).
         let mut r = [self.zero(); 8];
@@ -484,29 +444,9 @@ impl Simd for Avx2 {
             let low = unsafe { _mm256_permute2f128_ps::<0x20>(u[k], u[4 + k]) };
             // SAFETY: AVX2 detected.
             let high = unsafe { _mm256_permute2f128_ps::<0x31>(u[k], u[4 + k]) };
-            self.store(&mut dst[k * dst_stride..], low);
-            self.store(&mut dst[(4 + k) * dst_stride..], high);
+            out[k] = low;
+            out[4 + k] = high;
         }
-    }
-    #[inline(always)]
-    fn reduce_lanes(self, v: &[__m256]) -> __m256 {
-        // Two rounds of horizontal adds within 128-bit lanes, then the two
-        // lanes' partials added across.
-        let v = &v[..8];
-        let mut pairs = [self.zero(); 4];
-        for (k, pair) in pairs.iter_mut().enumerate() {
-            // SAFETY: AVX2 detected.
-            *pair = unsafe { _mm256_hadd_ps(v[2 * k], v[2 * k + 1]) };
-        }
-        // SAFETY: AVX2 detected.
-        let low = unsafe { _mm256_hadd_ps(pairs[0], pairs[1]) };
-        // SAFETY: AVX2 detected.
-        let high = unsafe { _mm256_hadd_ps(pairs[2], pairs[3]) };
-        // SAFETY: AVX2 detected.
-        let first = unsafe { _mm256_permute2f128_ps::<0x20>(low, high) };
-        // SAFETY: AVX2 detected.
-        let second = unsafe { _mm256_permute2f128_ps::<0x31>(low, high) };
-        self.add(first, second)
     }
     #[inline(always)]
     fn reduce_add(self, v: __m256) -> f32 {
