@@ -400,6 +400,38 @@ impl<S: Simd> LaneMask<S> for BitsMask<'_> {
     }
 }
 
+/// Which key rows of a chunk a block of positions can attend to, so the
+/// weighted-value pass skips rows whose weights are all zero for it.
+trait KeySpan {
+    /// Key rows (of `key_rows`) that positions `first..=last` may attend to.
+    fn span(&self, first: usize, last: usize, key_rows: usize) -> core::ops::Range<usize>;
+}
+
+impl KeySpan for RangeMask<'_> {
+    #[inline(always)]
+    fn span(&self, first: usize, last: usize, key_rows: usize) -> core::ops::Range<usize> {
+        // Window bounds grow with the position: the block's union runs from
+        // its first position's start to its last position's end. Bounds
+        // are small exact integers (or +-inf / -1 for empty rows).
+        let lo = self.lo[first].max(0.0);
+        let hi = self.hi[last] + 1.0;
+        if hi <= lo {
+            return 0..0;
+        }
+        (lo as usize).min(key_rows)..(hi as usize).min(key_rows)
+    }
+}
+
+/// Every key row: for the shared extras, whose positions are arbitrary.
+struct AllKeys;
+
+impl KeySpan for AllKeys {
+    #[inline(always)]
+    fn span(&self, _: usize, _: usize, key_rows: usize) -> core::ops::Range<usize> {
+        0..key_rows
+    }
+}
+
 /// Runs the whole prefill with instruction set `s`, writing `out`
 /// (`[n][q_heads][dim]`, overwritten).
 #[inline(always)]
@@ -805,6 +837,7 @@ impl Tile<'_> {
                 dim,
                 self.positions,
                 &values,
+                &AllKeys,
                 &mut scratch.acc,
             );
         }
@@ -1036,7 +1069,11 @@ impl Tile<'_> {
                 factor: &mut scratch.factor,
                 acc: &mut scratch.acc,
             };
-            self.fold_chunk(s, st, &values, state);
+            let mask = RangeMask {
+                lo: &scratch.lo,
+                hi: &scratch.hi,
+            };
+            self.fold_chunk(s, st, &values, &mask, state);
             start = end;
         }
     }
@@ -1044,12 +1081,19 @@ impl Tile<'_> {
     /// Folds a scored chunk (maxima in `factor`) into the rows: softmax
     /// update, rescale of the earlier accumulation, weighted values.
     #[inline(always)]
-    fn fold_chunk<S: Simd>(&self, s: S, st: &mut [f32], values: &impl Rows, state: RowState<'_>) {
+    fn fold_chunk<S: Simd>(
+        &self,
+        s: S,
+        st: &mut [f32],
+        values: &impl Rows,
+        span: &impl KeySpan,
+        state: RowState<'_>,
+    ) {
         let p = self.problem;
         let (dim, rows) = (p.dim, p.rows());
         softmax(s, st, rows, state.max, state.sum, state.factor);
         self.rescale(s, state.factor, state.acc);
-        weighted_values(s, st, rows, dim, self.positions, values, state.acc);
+        weighted_values(s, st, rows, dim, self.positions, values, span, state.acc);
     }
 }
 
@@ -1305,6 +1349,7 @@ fn weighted_values<S: Simd>(
     dim: usize,
     positions: usize,
     value: &impl Rows,
+    span: &impl KeySpan,
     acc: &mut [f32],
 ) {
     let body = dim - dim % S::LANES;
@@ -1320,14 +1365,14 @@ fn weighted_values<S: Simd>(
         };
         for g in 0..rows / TILE {
             match (S::ACCUMULATORS >= 16, vectors) {
-                (true, 4) => value_rows::<S, 4, 4>(s, &args, value, g, positions, acc),
-                (true, 3) => value_rows::<S, 4, 3>(s, &args, value, g, positions, acc),
-                (true, 2) => value_rows::<S, 8, 2>(s, &args, value, g, positions, acc),
-                (true, _) => value_rows::<S, 16, 1>(s, &args, value, g, positions, acc),
-                (false, 4) => value_rows::<S, 2, 4>(s, &args, value, g, positions, acc),
-                (false, 3) => value_rows::<S, 2, 3>(s, &args, value, g, positions, acc),
-                (false, 2) => value_rows::<S, 4, 2>(s, &args, value, g, positions, acc),
-                (false, _) => value_rows::<S, 8, 1>(s, &args, value, g, positions, acc),
+                (true, 4) => value_rows::<S, 4, 4>(s, &args, value, span, g, positions, acc),
+                (true, 3) => value_rows::<S, 4, 3>(s, &args, value, span, g, positions, acc),
+                (true, 2) => value_rows::<S, 8, 2>(s, &args, value, span, g, positions, acc),
+                (true, _) => value_rows::<S, 16, 1>(s, &args, value, span, g, positions, acc),
+                (false, 4) => value_rows::<S, 2, 4>(s, &args, value, span, g, positions, acc),
+                (false, 3) => value_rows::<S, 2, 3>(s, &args, value, span, g, positions, acc),
+                (false, 2) => value_rows::<S, 4, 2>(s, &args, value, span, g, positions, acc),
+                (false, _) => value_rows::<S, 8, 1>(s, &args, value, span, g, positions, acc),
             }
         }
         d += vectors * S::LANES;
@@ -1362,17 +1407,21 @@ fn value_rows<S: Simd, const RB: usize, const DV: usize>(
     s: S,
     args: &ValueArgs<'_>,
     value: &impl Rows,
+    span: &impl KeySpan,
     g: usize,
     positions: usize,
     acc: &mut [f32],
 ) {
+    let key_rows = args.st.len() / args.rows;
     let mut t = 0;
     while t + RB <= positions {
-        value_block::<S, RB, DV>(s, args, value, g * TILE + t, acc);
+        let keys = span.span(t, t + RB - 1, key_rows);
+        value_block::<S, RB, DV>(s, args, value, keys, g * TILE + t, acc);
         t += RB;
     }
     while t < positions {
-        value_block::<S, 1, DV>(s, args, value, g * TILE + t, acc);
+        let keys = span.span(t, t, key_rows);
+        value_block::<S, 1, DV>(s, args, value, keys, g * TILE + t, acc);
         t += 1;
     }
 }
@@ -1384,6 +1433,7 @@ fn value_block<S: Simd, const RB: usize, const DV: usize>(
     s: S,
     args: &ValueArgs<'_>,
     value: &impl Rows,
+    keys: core::ops::Range<usize>,
     row0: usize,
     acc: &mut [f32],
 ) {
@@ -1397,8 +1447,12 @@ fn value_block<S: Simd, const RB: usize, const DV: usize>(
         }
     }
     assert!(row0 + RB <= rows);
-    for (j, weights) in st.chunks_exact(rows).enumerate() {
-        let v_row = value.part(j, d0, width);
+    let first = keys.start;
+    for (j, weights) in st[keys.start * rows..keys.end * rows]
+        .chunks_exact(rows)
+        .enumerate()
+    {
+        let v_row = value.part(first + j, d0, width);
         let mut v = [s.zero(); DV];
         for (dv, v) in v.iter_mut().enumerate() {
             *v = s.load(&v_row[dv * S::LANES..]);
