@@ -204,8 +204,24 @@ pub(crate) fn for_each_landmark(
 /// one stride per bit of `n` on each side, and one landmark per bit of the
 /// block count plus the pivot, on each side.
 pub(crate) fn max_extras(pattern: &SparsePattern, n: usize) -> usize {
-    let bits = |x: usize| (usize::BITS - x.leading_zeros()) as usize;
-    pattern.globals().len() + 2 * bits(n) + 2 * (bits(pattern.block_count(n)) + 1)
+    let bits = (usize::BITS - n.leading_zeros()) as usize;
+    pattern.globals().len() + 2 * bits + max_landmarks(pattern, n)
+}
+
+/// Upper bound on the landmark blocks of any query among `n` tokens: a
+/// pivot plus one block per bit of the block count, below the window and
+/// (non-causal) above it.
+pub(crate) fn max_landmarks(pattern: &SparsePattern, n: usize) -> usize {
+    if !pattern.landmarks() {
+        return 0;
+    }
+    let blocks = pattern.block_count(n);
+    let per_side = (usize::BITS - blocks.leading_zeros()) as usize + 1;
+    if pattern.causal() {
+        per_side
+    } else {
+        2 * per_side
+    }
 }
 
 /// Edges of a prefill of `n` tokens per head, counted the way the kernel
@@ -272,6 +288,7 @@ mod tests {
                         }
                     });
                     assert!(count <= max_extras(&pattern, n));
+                    assert!(blocks.len() <= max_landmarks(&pattern, n));
                     let reported = tokens.len() + blocks.len();
                     tokens.sort_unstable();
                     blocks.sort_unstable();

@@ -233,7 +233,7 @@ impl Scratch {
         let extras_stride = max_extras.max(1).next_multiple_of(VECTOR_PAD);
         let extras = reserved(max_extras)?;
         let max_shared = problem.pattern.globals().len()
-            + MAX_LANDMARK_RUNS * plan::max_extras(problem.pattern, problem.n);
+            + MAX_LANDMARK_RUNS * plan::max_landmarks(problem.pattern, problem.n);
         let shared = reserved(max_shared)?;
         let max_diagonals = problem.max_diagonals();
         let chunk_rows = problem
@@ -553,7 +553,9 @@ impl Tile<'_> {
     fn run<S: Simd>(&self, s: S, scratch: &mut Scratch, landmarks_shared: bool, out: &mut [f32]) {
         self.transpose_queries(s, scratch);
         self.per_query(s, scratch, !landmarks_shared);
-        self.extras_chunk(s, scratch);
+        // Accumulators start at zero unless per-position landmarks wrote
+        // them: then the first chunk's rescale can be skipped.
+        self.extras_chunk(s, scratch, !landmarks_shared);
         self.window(s, scratch);
         // Divide by the softmax denominators, into the output.
         let (dim, group) = (self.problem.dim, self.problem.group());
@@ -702,6 +704,12 @@ impl Tile<'_> {
         let (dim, group) = (p.dim, p.group());
         let scale = 1.0 / libm::sqrtf(dim as f32);
         let stride = scratch.extras_stride;
+        if !with_landmarks {
+            scratch.max.fill(NO_SCORE);
+            scratch.sum.fill(0.0);
+            scratch.acc.fill(0.0);
+            return;
+        }
         for t in 0..TILE {
             let i = self.first + t;
             scratch.extras.clear();
@@ -766,7 +774,7 @@ impl Tile<'_> {
     /// layout: shared rows scored like window keys (masked per position),
     /// diagonal rows from transposed key blocks.
     #[inline(always)]
-    fn extras_chunk<S: Simd>(&self, s: S, scratch: &mut Scratch) {
+    fn extras_chunk<S: Simd>(&self, s: S, scratch: &mut Scratch, accumulated: bool) {
         let p = self.problem;
         let (dim, rows) = (p.dim, p.rows());
         let shared = scratch.shared.len();
@@ -822,7 +830,9 @@ impl Tile<'_> {
             &mut scratch.sum,
             &mut scratch.factor,
         );
-        self.rescale(s, &scratch.factor, &mut scratch.acc);
+        if accumulated {
+            self.rescale(s, &scratch.factor, &mut scratch.acc);
+        }
         let (shared_st, diagonal_st) = st.split_at(shared_rows * rows);
         if shared > 0 {
             let values = Extras {
