@@ -242,7 +242,7 @@ impl Plan {
             }),
             _ => Some(Repetitions {
                 warm_up: 1,
-                measured: 3,
+                measured: 5,
             }),
         }
     }
@@ -315,8 +315,8 @@ pub(crate) fn run(plan: Plan) -> Results {
     let mut results = Results::default();
     if plan.quick {
         results.notes.push(
-            "--quick: 3 measured runs after 1 warm-up; dense baselines (ours and ruvllm's) \
-             run once at N = 4096 and are skipped at N = 8192"
+            "--quick: sparse kernels 5 measured runs after 1 warm-up; dense baselines \
+             (ours and ruvllm's) run once at N = 4096 and are skipped at N = 8192"
                 .to_string(),
         );
     }
