@@ -5,20 +5,22 @@
 //! tokens, log-stride tokens, landmark block means; non-causal mirrors), for
 //! MHA and GQA/MQA, and matches the reference backend to 1e-5.
 //!
-//! How it is fast ([`prefill`]): queries are processed in tiles of
+//! How it is fast (module `prefill`): queries are processed in tiles of
 //! consecutive positions, all query heads of a KV group together, against
 //! the union of their windows as a small vectorised matrix product with the
-//! softmax running down the lanes; the `O(log N)` extras per query are a
-//! short second pass. The kernel is written once over a tiny vector
-//! vocabulary ([`simd`]) and compiled for AVX-512, AVX2+FMA and portable
+//! softmax running down the lanes; the `O(log N)` extras (globals,
+//! landmark means, log-stride "diagonals") are scored in the same lane
+//! layout. The kernel is written once over a tiny vector
+//! vocabulary (module `simd`) and compiled for AVX-512, AVX2+FMA and portable
 //! Rust; the widest instruction set the CPU supports is picked at
-//! construction ([`Isa`]).
+//! construction ([`Isa`]; detection reads CPUID directly, so the crate
+//! stays `no_std` and needs no `std` feature).
 //!
-//! Streaming decode ([`step`]) walks the same candidates for the newest
+//! Streaming decode (module `step`) walks the same candidates for the newest
 //! position using the cache's block sums, allocation-free.
 //!
 //! **Invariant:** candidate structure comes from [`SparsePattern`] only
-//! (window bounds, globals, landmark pivots); [`plan`] turns it into the
+//! (window bounds, globals, landmark pivots); module `plan` turns it into the
 //! kernel's window-plus-extras form and its tests prove the two equal.
 //! Inputs are validated with `aether_domain::check` before any work, and a
 //! step touches the cache only through `KvCache::append`.

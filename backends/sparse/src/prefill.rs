@@ -1,31 +1,41 @@
 //! The prefill kernel: tiles of queries against the union of their windows,
-//! plus a short per-query pass over the extras.
+//! with the extras scored in the same lane layout.
 //!
 //! Why it is shaped this way: a query's window is a contiguous run of keys,
 //! and consecutive queries' windows overlap almost entirely. So the kernel
 //! takes [`TILE`] consecutive query positions of every query head sharing a
-//! KV head (the GQA group) as *rows*, and computes their scores against the
-//! union of their windows as a small matrix product, with the rows in the
-//! vector lanes: `S^T[j][row] = Σ_d K[j][d] · Qᵀ[d][row]`. Each key element
-//! is broadcast once and multiplied into every row of the group, so a KV row
-//! is read once per group, not once per head, and no key or value is ever
-//! transposed (only the tile's queries, once). Softmax then runs down the
-//! columns (per lane: no horizontal reductions), masked to each row's own
-//! window, and the value product accumulates `Oᵀ[d][row]` the same way.
+//! KV head (the GQA group) as *rows*, and scores them against the union of
+//! their windows as a small matrix product with the rows in the vector
+//! lanes: `S[j][row] = Σ_d K[j][d] · Qᵀ[d][row]`. Each key element is
+//! broadcast once and multiplied into every row of the group, so a KV row is
+//! read once per group, not once per head, and only the tile's queries are
+//! ever transposed. Softmax runs per lane (no horizontal reductions), masked
+//! to each row's own window; the value pass broadcasts each weight into
+//! row-major accumulators (`acc[row][d] += w · V[j][d]`).
 //!
-//! The few extras of each query (globals and log-stride tokens outside the
-//! window, landmark block means: `O(log N)`) differ per query, so they are
-//! handled row by row first; their running maximum seeds the window's
-//! online softmax and their weighted values are merged at the end.
+//! The `O(log N)` extras use the same layout:
+//! - globals and landmark block means are one key for many positions of the
+//!   tile: they are *shared rows*, masked per position (landmarks are
+//!   shared when the tile's positions fall into at most
+//!   [`MAX_LANDMARK_RUNS`] runs of equal landmark pivots, which is always
+//!   the case for `block_size >= TILE`; otherwise they are scored per
+//!   position);
+//! - the log-stride token `i - 2^k` of consecutive positions are
+//!   consecutive keys: a *diagonal*. Its keys are transposed in registers
+//!   once per group and scored with vertical multiply-adds.
 //!
-//! Memory: scratch is allocated once per call, sized by the tile, the
-//! window (capped at [`CHUNK`] keys; wider windows stream through it with an
-//! online softmax) and one KV head's landmark means; nothing is `O(N²)` and
-//! nothing is allocated per query.
+//! The plan of a tile (window bounds, diagonals, shared rows) is the same
+//! for every KV head, so tiles are the outer loop and heads the inner one.
+//!
+//! Memory: a [`Workspace`] is allocated once per call: tile-sized scratch
+//! (independent of N), the window chunk (capped at [`CHUNK`] keys; wider
+//! windows stream through it with an online softmax), and the landmark
+//! means of every block and KV head (`2 · N/B · kv_heads · dim` floats).
+//! Nothing is `O(N²)`, nothing is allocated per query.
 //!
 //! **Invariant:** the candidates of every query are exactly its window
-//! (masked per row) plus [`plan::for_each_extra`]; padding rows and lanes
-//! are masked out and never reach the output.
+//! (masked per row) plus [`plan::for_each_extra`], each counted once;
+//! padding rows and lanes are masked out and never reach the output.
 
 use alloc::vec::Vec;
 
