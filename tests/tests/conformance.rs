@@ -221,6 +221,18 @@ proptest! {
         }
     }
 
+    /// The kernel's own edge count (from its window-plus-extras plan)
+    /// equals enumerating the reference's candidate sets.
+    #[test]
+    fn sparse_edge_count_equals_reference_enumeration(
+        config in arb_config(None), n in 0usize..200,
+    ) {
+        let pattern = aether_domain::SparsePattern::new(&config).expect("valid");
+        let enumerated: u64 = (0..n).map(|i| pattern.candidates(i, n).len() as u64).sum();
+        let kernel = aether_sparse::SparseBackend::new(config).expect("valid");
+        prop_assert_eq!(kernel.edge_count(n), enumerated);
+    }
+
     #[test]
     fn grouped_query_equals_replicated_multi_head(
         config in arb_config(None), group in 2usize..4, n in 1usize..40, seed in any::<u64>(),
