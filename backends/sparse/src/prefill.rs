@@ -506,15 +506,33 @@ pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, work: &mut Workspace, ou
 #[inline(always)]
 fn landmark_means<S: Simd>(s: S, problem: &Problem<'_>, rows: HeadRows<'_>, out: &mut [f32]) {
     let dim = problem.dim;
+    let body = dim - dim % S::LANES;
     for (block, mean) in out.chunks_exact_mut(dim).enumerate() {
         let tokens = problem.pattern.block_tokens(block, problem.n);
         let inverse = 1.0 / tokens.len() as f32;
-        mean.fill(0.0);
-        for j in tokens {
-            s.axpy(mean, 1.0, rows.row(j));
+        // Up to four vectors of dims summed in registers over the block's
+        // tokens (no store-to-load chain through `mean` per token).
+        let mut d = 0;
+        while d < body {
+            let vectors = ((body - d) / S::LANES).min(4);
+            let mut sum = [s.zero(); 4];
+            for j in tokens.clone() {
+                let row = rows.row_part(j, d, vectors * S::LANES);
+                for (dv, sum) in sum.iter_mut().enumerate().take(vectors) {
+                    *sum = s.add(*sum, s.load(&row[dv * S::LANES..]));
+                }
+            }
+            for (dv, sum) in sum.iter().enumerate().take(vectors) {
+                s.store(
+                    &mut mean[d + dv * S::LANES..],
+                    s.mul(*sum, s.splat(inverse)),
+                );
+            }
+            d += vectors * S::LANES;
         }
-        for x in mean.iter_mut() {
-            *x *= inverse;
+        for (x, d) in mean[body..].iter_mut().zip(body..) {
+            let total: f32 = tokens.clone().map(|j| rows.row(j)[d]).sum();
+            *x = total * inverse;
         }
     }
 }
@@ -822,15 +840,19 @@ impl Tile<'_> {
             .iter()
             .zip(diagonal_st.chunks_exact_mut(rows))
         {
-            self.diagonal_scores(
-                s,
-                base,
-                bits,
-                &scratch.qt,
-                &scratch.zeros,
-                st_row,
-                &mut scratch.factor,
-            );
+            if p.group() == 1 {
+                self.diagonal_scores(s, base, bits, st_row, &mut scratch.factor);
+            } else {
+                self.diagonal_scores_transposed(
+                    s,
+                    base,
+                    bits,
+                    &scratch.qt,
+                    &scratch.zeros,
+                    st_row,
+                    &mut scratch.factor,
+                );
+            }
         }
         softmax(
             s,
@@ -866,13 +888,65 @@ impl Tile<'_> {
 
     /// One diagonal's scores: position `t` against key `base + t`, for
     /// every head of the group (masked by `bits`), into `st_row`, and maxed
-    /// into `chunk_max`. The `LANES` keys of a vector of positions are
+    /// into `chunk_max`. Each position's query row (row-major, as given)
+    /// is multiplied into its key lane by lane, and the `LANES` products
+    /// of a vector of positions are summed horizontally all at once
+    /// ([`Simd::transpose_sum`]), which lands the scores in the lane layout.
+    #[inline(always)]
+    fn diagonal_scores<S: Simd>(
+        &self,
+        s: S,
+        base: isize,
+        bits: u32,
+        st_row: &mut [f32],
+        chunk_max: &mut [f32],
+    ) {
+        let p = self.problem;
+        let (dim, group) = (p.dim, p.group());
+        let body = dim - dim % S::LANES;
+        let masked = s.splat(f32::NEG_INFINITY);
+        let scale = s.splat(1.0 / libm::sqrtf(dim as f32));
+        for t0 in (0..TILE).step_by(S::LANES) {
+            for g in 0..group {
+                let mut products = [s.zero(); 16];
+                let mut tails = [0.0f32; 16];
+                for (r, product) in products.iter_mut().enumerate().take(S::LANES) {
+                    let t = t0 + r;
+                    if bits >> t & 1 == 0 {
+                        continue;
+                    }
+                    // A set bit means `base + t` is on the sequence and `t`
+                    // is a real position.
+                    let key = self.keys.row(base.wrapping_add_unsigned(t) as usize);
+                    let q = &p.q[self.group_offset(self.first + t) + g * dim..][..dim];
+                    let mut acc = s.zero();
+                    let mut d = 0;
+                    while d < body {
+                        acc = s.fma(s.load(&q[d..]), s.load(&key[d..]), acc);
+                        d += S::LANES;
+                    }
+                    *product = acc;
+                    tails[r] = q[body..].iter().zip(&key[body..]).map(|(q, k)| q * k).sum();
+                }
+                let sums = s.add(s.transpose_sum(&products), s.load(&tails));
+                let col = g * TILE + t0;
+                let valid = s.mask_from_bits(bits >> t0);
+                let x = s.select(valid, s.mul(sums, scale), masked);
+                s.store(&mut st_row[col..], x);
+                let max = s.max(s.load(&chunk_max[col..]), x);
+                s.store(&mut chunk_max[col..], max);
+            }
+        }
+    }
+
+    /// [`diagonal_scores`](Self::diagonal_scores) for groups of several
+    /// heads: the `LANES` keys of a vector of positions are
     /// transposed in registers once, then each head of the group costs one
     /// vertical multiply-add per dim against the tile's transposed,
     /// pre-scaled queries.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn diagonal_scores<S: Simd>(
+    fn diagonal_scores_transposed<S: Simd>(
         &self,
         s: S,
         base: isize,

@@ -289,6 +289,47 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn transpose_sum(self, v: &[__m512]) -> __m512 {
+        // Pairwise 32-bit interleaves with adds (sums of lanes 0+2, 1+3 of
+        // each 128-bit granule), then 64-bit interleaves with adds (granule
+        // sums of four vectors), then 128-bit shuffles with adds across
+        // granules: 30 shuffles and 15 adds for 16 horizontal sums.
+        let v = &v[..16];
+        let mut t = [self.zero(); 8];
+        for (k, t) in t.iter_mut().enumerate() {
+            let (a, b) = (v[2 * k], v[2 * k + 1]);
+            // SAFETY: AVX-512F detected.
+            let low = unsafe { _mm512_unpacklo_ps(a, b) };
+            // SAFETY: AVX-512F detected.
+            let high = unsafe { _mm512_unpackhi_ps(a, b) };
+            // Per granule: a0+a2, b0+b2, a1+a3, b1+b3.
+            *t = self.add(low, high);
+        }
+        let mut u = [self.zero(); 4];
+        for (m, u) in u.iter_mut().enumerate() {
+            let (a, b) = (t[2 * m], t[2 * m + 1]);
+            let low = self.interleave64::<false>(a, b);
+            let high = self.interleave64::<true>(a, b);
+            // Granule g: the granule-g sums of vectors 4m..4m + 4.
+            *u = self.add(low, high);
+        }
+        let mut y = [self.zero(); 2];
+        for (h, y) in y.iter_mut().enumerate() {
+            let (a, b) = (u[2 * h], u[2 * h + 1]);
+            // SAFETY: AVX-512F detected.
+            let low = unsafe { _mm512_shuffle_f32x4::<0x44>(a, b) };
+            // SAFETY: AVX-512F detected.
+            let high = unsafe { _mm512_shuffle_f32x4::<0xEE>(a, b) };
+            // Granules: a's g0+g2, a's g1+g3, b's g0+g2, b's g1+g3.
+            *y = self.add(low, high);
+        }
+        // SAFETY: AVX-512F detected.
+        let even = unsafe { _mm512_shuffle_f32x4::<0x88>(y[0], y[1]) };
+        // SAFETY: AVX-512F detected.
+        let odd = unsafe { _mm512_shuffle_f32x4::<0xDD>(y[0], y[1]) };
+        self.add(even, odd)
+    }
+    #[inline(always)]
     fn reduce_add(self, v: __m512) -> f32 {
         // SAFETY: AVX-512F detected.
         unsafe { _mm512_reduce_add_ps(v) }
@@ -447,6 +488,28 @@ impl Simd for Avx2 {
             out[k] = low;
             out[4 + k] = high;
         }
+    }
+    #[inline(always)]
+    fn transpose_sum(self, v: &[__m256]) -> __m256 {
+        // Three rounds of horizontal adds, then the two 128-bit halves.
+        let v = &v[..8];
+        // SAFETY: AVX2 detected.
+        let ab = unsafe { _mm256_hadd_ps(v[0], v[1]) };
+        // SAFETY: AVX2 detected.
+        let cd = unsafe { _mm256_hadd_ps(v[2], v[3]) };
+        // SAFETY: AVX2 detected.
+        let ef = unsafe { _mm256_hadd_ps(v[4], v[5]) };
+        // SAFETY: AVX2 detected.
+        let gh = unsafe { _mm256_hadd_ps(v[6], v[7]) };
+        // SAFETY: AVX2 detected.
+        let abcd = unsafe { _mm256_hadd_ps(ab, cd) };
+        // SAFETY: AVX2 detected.
+        let efgh = unsafe { _mm256_hadd_ps(ef, gh) };
+        // SAFETY: AVX2 detected.
+        let low = unsafe { _mm256_permute2f128_ps::<0x20>(abcd, efgh) };
+        // SAFETY: AVX2 detected.
+        let high = unsafe { _mm256_permute2f128_ps::<0x31>(abcd, efgh) };
+        self.add(low, high)
     }
     #[inline(always)]
     fn reduce_add(self, v: __m256) -> f32 {
