@@ -11,6 +11,7 @@
 //! shared, plus a heap measurement that needs a global allocator.
 
 mod alloc_counter;
+mod decode;
 mod plot;
 mod prefill;
 mod report;
@@ -62,8 +63,14 @@ fn main() -> ExitCode {
     );
     let results = prefill::run(prefill::Plan { quick: args.quick });
     print!("{}", report::render(&results));
+    let decoded = decode::run(decode::Plan { quick: args.quick });
+    print!("{}", decode::render(&decoded));
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report::json(&results)).expect("serialisable");
+        let mut rows = report::json(&results);
+        if let serde_json::Value::Array(rows) = &mut rows {
+            rows.extend(decode::json(&decoded));
+        }
+        let text = serde_json::to_string_pretty(&rows).expect("serialisable");
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;

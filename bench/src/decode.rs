@@ -1,0 +1,694 @@
+//! The decode benchmark: one streaming step on a cache already holding T
+//! tokens, ours (`SparseBackend::step_into`) against ruvllm's
+//! `decode_step` / `decode_step_f16`, plus the throughput of many
+//! concurrent tracks.
+//!
+//! Why it exists: SPEC §9 asks for decode-step time at T = 16384 against
+//! T = 256 (a flat line is the `O(log T)` claim), bytes per cached token
+//! for f32 and f16, and the comparison with the published crate. Both
+//! sides get shape A (4 query heads, dim 32, window 32, block 16, causal,
+//! global token 0, log-stride, landmarks) as MHA and MQA, a cache filled
+//! with the same random tokens, and the same per-step work: append the new
+//! token's k/v, then attend from it. A step is about a microsecond, so each
+//! repetition times a few hundred consecutive steps on a fresh copy of the
+//! filled cache (T grows by at most that much) and the median
+//! repetition's mean is reported.
+//!
+//! The tracks figure is the realistic host load: 1,000 people followed at
+//! once, each with a ~3,000-token cache, one step per track round-robin,
+//! so every step starts with that track's cache cold.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::Instant;
+
+use aether_domain::{AttentionBackend, CacheDtype, CacheLayout, HeadConfig, KvCache, Tensor};
+use aether_engine::Backend;
+use aether_engine::tracks::Tracks;
+use aether_sparse::SparseBackend;
+use ruvllm_sparse_attention::{
+    KvCache as RuvllmCache, KvCacheF16 as RuvllmCacheF16, SparseAttentionConfig,
+    SubquadraticSparseAttention, Tensor3,
+};
+use serde_json::{Value, json};
+
+use crate::timing::Repetitions;
+
+/// Cache lengths measured.
+const LENGTHS: [usize; 4] = [256, 1024, 4096, 16384];
+/// Steps timed per repetition.
+const STEPS: usize = 256;
+/// Distinct q/k/v tokens cycled through (generated before timing).
+const POOL: usize = 64;
+/// Concurrent tracks in the throughput run.
+const TRACKS: usize = 1000;
+/// Tokens each track holds when its timed steps start.
+const TRACK_TOKENS: usize = 3000;
+
+/// One decode shape: shape A as MHA or MQA.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    kv_heads: usize,
+}
+
+const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "A-mha",
+        kv_heads: 4,
+    },
+    Shape {
+        name: "A-mqa",
+        kv_heads: 1,
+    },
+];
+
+const Q_HEADS: usize = 4;
+const HEAD_DIM: usize = 32;
+const WINDOW: usize = 32;
+const BLOCK: usize = 16;
+
+impl Shape {
+    fn config(self, dtype: CacheDtype) -> HeadConfig {
+        HeadConfig {
+            q_heads: Q_HEADS,
+            kv_heads: self.kv_heads,
+            head_dim: HEAD_DIM,
+            window: WINDOW,
+            block_size: BLOCK,
+            causal: true,
+            global_tokens: vec![0],
+            log_stride: true,
+            landmarks: true,
+            cache_dtype: dtype,
+            ..HeadConfig::default_aether()
+        }
+    }
+
+    fn ruvllm(self) -> SubquadraticSparseAttention {
+        SubquadraticSparseAttention::new(SparseAttentionConfig {
+            window: WINDOW,
+            block_size: BLOCK,
+            global_tokens: vec![0],
+            causal: true,
+            use_log_stride: true,
+            use_landmarks: true,
+            sort_candidates: false,
+        })
+        .expect("valid config")
+    }
+}
+
+/// Name of a cache element type in tables and JSON.
+const fn dtype_name(dtype: CacheDtype) -> &'static str {
+    match dtype {
+        CacheDtype::F32 => "f32",
+        CacheDtype::F16 => "f16",
+    }
+}
+
+/// One measured (shape, T, implementation, dtype).
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    shape: &'static str,
+    t: usize,
+    imp: &'static str,
+    dtype: CacheDtype,
+    us_per_step: f64,
+}
+
+/// Steps per second over many tracks.
+#[derive(Debug, Clone)]
+pub(crate) struct TracksRun {
+    tracks: usize,
+    tokens: usize,
+    dtype: CacheDtype,
+    steps_per_s: f64,
+}
+
+/// Everything the decode section measured.
+#[derive(Debug, Default)]
+pub(crate) struct Results {
+    steps: Vec<Step>,
+    tracks: Vec<TracksRun>,
+    /// `(shape, dtype, bytes)` from `CacheLayout::bytes_per_token`.
+    bytes_per_token: Vec<(&'static str, CacheDtype, usize)>,
+    notes: Vec<String>,
+}
+
+/// How much to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// `--quick`: fewer repetitions, f32 tracks only.
+    pub(crate) quick: bool,
+}
+
+impl Plan {
+    const fn repetitions(self) -> Repetitions {
+        if self.quick {
+            Repetitions {
+                warm_up: 1,
+                measured: 5,
+            }
+        } else {
+            Repetitions {
+                warm_up: 2,
+                measured: 15,
+            }
+        }
+    }
+}
+
+/// Deterministic values in [-1, 1) (xorshift).
+fn random(seed: u64, len: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A pool of single tokens in both crates' tensor types.
+struct Tokens {
+    q: Vec<Tensor>,
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+    rq: Vec<Tensor3>,
+    rk: Vec<Tensor3>,
+    rv: Vec<Tensor3>,
+}
+
+impl Tokens {
+    fn new(kv_heads: usize, seed: u64) -> Self {
+        let make = |salt: u64, heads: usize| -> Vec<Vec<f32>> {
+            (0..POOL)
+                .map(|n| random(seed * 1000 + salt * 100 + n as u64, heads * HEAD_DIM))
+                .collect()
+        };
+        let (q, k, v) = (make(1, Q_HEADS), make(2, kv_heads), make(3, kv_heads));
+        let ours = |rows: &[Vec<f32>], heads| -> Vec<Tensor> {
+            rows.iter()
+                .map(|r| Tensor::new(r.clone(), 1, heads, HEAD_DIM).expect("shape"))
+                .collect()
+        };
+        let theirs = |rows: &[Vec<f32>], heads| -> Vec<Tensor3> {
+            rows.iter()
+                .map(|r| Tensor3::from_vec(r.clone(), 1, heads, HEAD_DIM).expect("shape"))
+                .collect()
+        };
+        Self {
+            q: ours(&q, Q_HEADS),
+            k: ours(&k, kv_heads),
+            v: ours(&v, kv_heads),
+            rq: theirs(&q, Q_HEADS),
+            rk: theirs(&k, kv_heads),
+            rv: theirs(&v, kv_heads),
+        }
+    }
+}
+
+/// Runs the decode section, printing progress to stderr.
+pub(crate) fn run(plan: Plan) -> Results {
+    let mut results = Results::default();
+    for shape in SHAPES {
+        for dtype in [CacheDtype::F32, CacheDtype::F16] {
+            let layout = CacheLayout::of(&shape.config(dtype));
+            results
+                .bytes_per_token
+                .push((shape.name, dtype, layout.bytes_per_token()));
+        }
+    }
+    if plan.quick {
+        results.notes.push(format!(
+            "--quick: decode repetitions 5 after 1 warm-up ({STEPS} steps each); tracks f32 only"
+        ));
+    }
+    for shape in SHAPES {
+        for dtype in [CacheDtype::F32, CacheDtype::F16] {
+            for t in LENGTHS {
+                measure(plan, shape, dtype, t, &mut results);
+            }
+        }
+    }
+    let dtypes: &[CacheDtype] = if plan.quick {
+        &[CacheDtype::F32]
+    } else {
+        &[CacheDtype::F32, CacheDtype::F16]
+    };
+    for &dtype in dtypes {
+        results.tracks.push(tracks(dtype));
+    }
+    results
+}
+
+/// Our step and ruvllm's at one (shape, dtype, T).
+fn measure(plan: Plan, shape: Shape, dtype: CacheDtype, t: usize, results: &mut Results) {
+    let tokens = Tokens::new(shape.kv_heads, t as u64);
+    let capacity = t + STEPS;
+    let reps = plan.repetitions();
+
+    let backend = SparseBackend::new(shape.config(dtype)).expect("valid config");
+    let mut filled = backend.make_cache(capacity).expect("cache");
+    for n in 0..t {
+        filled
+            .append(tokens.k[n % POOL].as_slice(), tokens.v[n % POOL].as_slice())
+            .expect("room");
+    }
+    let mut out = vec![0.0f32; Q_HEADS * HEAD_DIM];
+    let ours = per_step_us(reps, STEPS, || {
+        let mut cache: KvCache = filled.clone();
+        let start = Instant::now();
+        for n in 0..STEPS {
+            let p = n % POOL;
+            backend
+                .step_into(
+                    tokens.q[p].view(),
+                    tokens.k[p].view(),
+                    tokens.v[p].view(),
+                    &mut cache,
+                    &mut out,
+                )
+                .expect("step");
+            black_box(&out);
+        }
+        start.elapsed().as_secs_f64()
+    });
+    push(results, shape, t, "sparse", dtype, ours);
+
+    let attention = shape.ruvllm();
+    let theirs = match dtype {
+        CacheDtype::F32 => {
+            let mut filled = RuvllmCache::new(capacity, shape.kv_heads, HEAD_DIM, BLOCK);
+            for n in 0..t {
+                filled
+                    .try_append(&tokens.rk[n % POOL], &tokens.rv[n % POOL])
+                    .expect("room");
+            }
+            per_step_us(reps, STEPS, || {
+                let mut cache = filled.clone();
+                let start = Instant::now();
+                for n in 0..STEPS {
+                    let p = n % POOL;
+                    cache
+                        .try_append(&tokens.rk[p], &tokens.rv[p])
+                        .expect("room");
+                    black_box(attention.decode_step(&tokens.rq[p], &cache).expect("step"));
+                }
+                start.elapsed().as_secs_f64()
+            })
+        }
+        CacheDtype::F16 => per_step_us(reps, STEPS, || {
+            // KvCacheF16 is not Clone: fill a fresh one, untimed.
+            let mut cache = RuvllmCacheF16::new(capacity, shape.kv_heads, HEAD_DIM, BLOCK);
+            for n in 0..t {
+                cache
+                    .try_append(&tokens.rk[n % POOL], &tokens.rv[n % POOL])
+                    .expect("room");
+            }
+            let start = Instant::now();
+            for n in 0..STEPS {
+                let p = n % POOL;
+                cache
+                    .try_append(&tokens.rk[p], &tokens.rv[p])
+                    .expect("room");
+                black_box(
+                    cache
+                        .decode_step_f16(&attention, &tokens.rq[p])
+                        .expect("step"),
+                );
+            }
+            start.elapsed().as_secs_f64()
+        }),
+    };
+    push(results, shape, t, "ruvllm", dtype, theirs);
+}
+
+fn push(
+    results: &mut Results,
+    shape: Shape,
+    t: usize,
+    imp: &'static str,
+    dtype: CacheDtype,
+    us_per_step: f64,
+) {
+    eprintln!(
+        "decode  {:>5} T {:>5} {:<6} {}  {us_per_step:10.3} us/step",
+        shape.name,
+        t,
+        imp,
+        dtype_name(dtype)
+    );
+    results.steps.push(Step {
+        shape: shape.name,
+        t,
+        imp,
+        dtype,
+        us_per_step,
+    });
+}
+
+/// Median over repetitions of the mean µs per step; `timed` runs `steps`
+/// steps and returns the seconds they took (set-up excluded).
+fn per_step_us(reps: Repetitions, steps: usize, mut timed: impl FnMut() -> f64) -> f64 {
+    for _ in 0..reps.warm_up {
+        black_box(timed());
+    }
+    let mut seconds: Vec<f64> = (0..reps.measured.max(1)).map(|_| timed()).collect();
+    seconds.sort_by(f64::total_cmp);
+    let mid = seconds.len() / 2;
+    let median = if seconds.len().is_multiple_of(2) {
+        (seconds[mid - 1] + seconds[mid]) / 2.0
+    } else {
+        seconds[mid]
+    };
+    median * 1e6 / steps as f64
+}
+
+/// Steps per second of shape A MQA over [`TRACKS`] tracks of
+/// [`TRACK_TOKENS`] tokens, one step per track round-robin.
+fn tracks(dtype: CacheDtype) -> TracksRun {
+    const ROUNDS: usize = 10;
+    let config = SHAPES[1].config(dtype);
+    let backend = Backend::from_config(config).expect("valid config");
+    let mut tracks: Tracks<Backend, usize> = Tracks::new(backend, TRACK_TOKENS).expect("capacity");
+    let tokens = Tokens::new(1, 7);
+    let mut out = vec![0.0f32; Q_HEADS * HEAD_DIM];
+    let mut step = |tracks: &mut Tracks<Backend, usize>, id: usize, n: usize| {
+        let p = (id + n) % POOL;
+        tracks
+            .step(
+                &id,
+                tokens.q[p].view(),
+                tokens.k[p].view(),
+                tokens.v[p].view(),
+                &mut out,
+            )
+            .expect("step");
+        black_box(&out);
+    };
+    let fill = Instant::now();
+    for id in 0..TRACKS {
+        tracks.open(id).expect("new id");
+        for n in 0..TRACK_TOKENS - ROUNDS {
+            step(&mut tracks, id, n);
+        }
+    }
+    eprintln!(
+        "tracks  {TRACKS} x {} tokens {} filled in {:.1} s",
+        TRACK_TOKENS - ROUNDS,
+        dtype_name(dtype),
+        fill.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    for round in 0..ROUNDS {
+        for id in 0..TRACKS {
+            step(&mut tracks, id, TRACK_TOKENS - ROUNDS + round);
+        }
+    }
+    let steps_per_s = (ROUNDS * TRACKS) as f64 / start.elapsed().as_secs_f64();
+    eprintln!(
+        "tracks  {TRACKS} x {TRACK_TOKENS} tokens {}  {steps_per_s:10.0} steps/s",
+        dtype_name(dtype)
+    );
+    TracksRun {
+        tracks: TRACKS,
+        tokens: TRACK_TOKENS,
+        dtype,
+        steps_per_s,
+    }
+}
+
+fn find(results: &Results, shape: &str, t: usize, imp: &str, dtype: CacheDtype) -> Option<f64> {
+    results
+        .steps
+        .iter()
+        .find(|s| s.shape == shape && s.t == t && s.imp == imp && s.dtype == dtype)
+        .map(|s| s.us_per_step)
+}
+
+/// `a / b` when both were measured.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
+fn cell(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |x| format!("{x:.2}x"))
+}
+
+/// The decode tables and verdicts as text.
+pub(crate) fn render(results: &Results) -> String {
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(
+        w,
+        "\n== decode step (release, one thread; append + attend, cache pre-filled to T) =="
+    );
+    let _ = writeln!(
+        w,
+        "{:<6} {:<4} {:>6}  {:>11} {:>11} {:>14}",
+        "shape", "dtype", "T", "ours us", "ruvllm us", "ruvllm/ours"
+    );
+    for shape in SHAPES {
+        for dtype in [CacheDtype::F32, CacheDtype::F16] {
+            for t in LENGTHS {
+                let ours = find(results, shape.name, t, "sparse", dtype);
+                let theirs = find(results, shape.name, t, "ruvllm", dtype);
+                let us = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
+                let _ = writeln!(
+                    w,
+                    "{:<6} {:<5} {:>6}  {:>11} {:>11} {:>14}",
+                    shape.name,
+                    dtype_name(dtype),
+                    t,
+                    us(ours),
+                    us(theirs),
+                    cell(ratio(theirs, ours))
+                );
+            }
+        }
+    }
+
+    let (first, last) = (LENGTHS[0], LENGTHS[LENGTHS.len() - 1]);
+    let _ = writeln!(
+        w,
+        "\n== decode ratios (ours; flatness = T={last} / T={first}, f16/f32 at the same T) =="
+    );
+    let _ = writeln!(
+        w,
+        "{:<6} {:>15} {:>15} {:>17} {:>17}",
+        "shape", "flat f32", "flat f16", "f16/f32 T=256", "f16/f32 T=16384"
+    );
+    for shape in SHAPES {
+        let flat = |dtype| {
+            ratio(
+                find(results, shape.name, last, "sparse", dtype),
+                find(results, shape.name, first, "sparse", dtype),
+            )
+        };
+        let half_over_single = |t| {
+            ratio(
+                find(results, shape.name, t, "sparse", CacheDtype::F16),
+                find(results, shape.name, t, "sparse", CacheDtype::F32),
+            )
+        };
+        let _ = writeln!(
+            w,
+            "{:<6} {:>15} {:>15} {:>17} {:>17}",
+            shape.name,
+            cell(flat(CacheDtype::F32)),
+            cell(flat(CacheDtype::F16)),
+            cell(half_over_single(first)),
+            cell(half_over_single(last)),
+        );
+    }
+
+    let _ = writeln!(
+        w,
+        "\n== cache bytes per token (CacheLayout::bytes_per_token) =="
+    );
+    for (shape, dtype, bytes) in &results.bytes_per_token {
+        let _ = writeln!(w, "{shape:<6} {:<4} {bytes:>5} B", dtype_name(*dtype));
+    }
+    let _ = writeln!(
+        w,
+        "(plus 2 x kv_heads x head_dim x 4 B of f32 block sums per {BLOCK} tokens)"
+    );
+
+    if !results.tracks.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n== many tracks (A-mqa, one step per track round-robin, caches cold) =="
+        );
+        for r in &results.tracks {
+            let _ = writeln!(
+                w,
+                "{} tracks x {} tokens {}: {:.0} steps/s ({:.2} us/step)",
+                r.tracks,
+                r.tokens,
+                dtype_name(r.dtype),
+                r.steps_per_s,
+                1e6 / r.steps_per_s
+            );
+        }
+    }
+
+    let _ = writeln!(w, "\n== decode targets ==");
+    for line in verdicts(results) {
+        let _ = writeln!(w, "{line}");
+    }
+    for note in &results.notes {
+        let _ = writeln!(w, "note: {note}");
+    }
+    s
+}
+
+/// One line per decode target of the brief.
+fn verdicts(results: &Results) -> Vec<String> {
+    let (first, last) = (LENGTHS[0], LENGTHS[LENGTHS.len() - 1]);
+    let mut lines = Vec::new();
+    let mut line = |label: String, value: Option<f64>, met: &dyn Fn(f64) -> bool, bar: &str| {
+        lines.push(match value {
+            Some(x) => format!(
+                "{} {label}: {x:.2} ({bar})",
+                if met(x) { "MET   " } else { "MISSED" }
+            ),
+            None => format!("-      {label}: not measured in this run"),
+        });
+    };
+    let mqa = "A-mqa";
+    let f32 = CacheDtype::F32;
+    line(
+        format!("A-mqa f32 T={last} us per step"),
+        find(results, mqa, last, "sparse", f32),
+        &|x| x <= 1.5,
+        "target <= 1.5 us",
+    );
+    line(
+        format!("A-mqa f32 T={last} speedup over ruvllm decode_step"),
+        ratio(
+            find(results, mqa, last, "ruvllm", f32),
+            find(results, mqa, last, "sparse", f32),
+        ),
+        &|x| x >= 6.0,
+        "target >= 6x",
+    );
+    for shape in SHAPES {
+        for dtype in [CacheDtype::F32, CacheDtype::F16] {
+            line(
+                format!(
+                    "{} {} flatness T={last} / T={first}",
+                    shape.name,
+                    dtype_name(dtype)
+                ),
+                ratio(
+                    find(results, shape.name, last, "sparse", dtype),
+                    find(results, shape.name, first, "sparse", dtype),
+                ),
+                &|x| x <= 1.2,
+                "target <= 1.2x",
+            );
+        }
+    }
+    for shape in SHAPES {
+        for t in [first, last] {
+            line(
+                format!("{} T={t} f16 / f32 per step", shape.name),
+                ratio(
+                    find(results, shape.name, t, "sparse", CacheDtype::F16),
+                    find(results, shape.name, t, "sparse", CacheDtype::F32),
+                ),
+                &|x| x <= 1.3,
+                "target <= 1.3x",
+            );
+        }
+    }
+    lines
+}
+
+/// The decode rows of the `--json` document.
+pub(crate) fn json(results: &Results) -> Vec<Value> {
+    let steps = results.steps.iter().map(|s| {
+        json!({
+            "bench": "decode",
+            "shape": s.shape,
+            "t": s.t,
+            "impl": s.imp,
+            "dtype": dtype_name(s.dtype),
+            "us_per_step": s.us_per_step,
+        })
+    });
+    let tracks = results.tracks.iter().map(|r| {
+        json!({
+            "bench": "tracks",
+            "tracks": r.tracks,
+            "tokens": r.tokens,
+            "dtype": dtype_name(r.dtype),
+            "steps_per_s": r.steps_per_s,
+        })
+    });
+    steps.chain(tracks).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Results {
+        let step = |t, imp, dtype, us| Step {
+            shape: "A-mqa",
+            t,
+            imp,
+            dtype,
+            us_per_step: us,
+        };
+        Results {
+            steps: vec![
+                step(256, "sparse", CacheDtype::F32, 1.0),
+                step(16384, "sparse", CacheDtype::F32, 1.1),
+                step(16384, "ruvllm", CacheDtype::F32, 11.0),
+                step(256, "sparse", CacheDtype::F16, 1.2),
+                step(16384, "sparse", CacheDtype::F16, 1.6),
+            ],
+            tracks: vec![TracksRun {
+                tracks: 1000,
+                tokens: 3000,
+                dtype: CacheDtype::F32,
+                steps_per_s: 500_000.0,
+            }],
+            ..Results::default()
+        }
+    }
+
+    #[test]
+    fn json_rows_have_the_documented_fields() {
+        let rows = json(&sample());
+        assert_eq!(rows.len(), 6);
+        assert_eq!(rows[2]["bench"], "decode");
+        assert_eq!(rows[2]["shape"], "A-mqa");
+        assert_eq!(rows[2]["t"], 16384);
+        assert_eq!(rows[2]["impl"], "ruvllm");
+        assert_eq!(rows[2]["dtype"], "f32");
+        assert_eq!(rows[2]["us_per_step"], 11.0);
+        assert_eq!(rows[5]["bench"], "tracks");
+        assert_eq!(rows[5]["tracks"], 1000);
+        assert_eq!(rows[5]["tokens"], 3000);
+        assert_eq!(rows[5]["steps_per_s"], 500_000.0);
+    }
+
+    #[test]
+    fn verdicts_compare_against_the_bars() {
+        let text = render(&sample());
+        assert!(
+            text.contains("MET    A-mqa f32 T=16384 us per step: 1.10"),
+            "{text}"
+        );
+        assert!(text.contains("MET    A-mqa f32 T=16384 speedup over ruvllm decode_step: 10.00"));
+        assert!(text.contains("MET    A-mqa f32 flatness T=16384 / T=256: 1.10"));
+        assert!(text.contains("MISSED A-mqa T=16384 f16 / f32 per step: 1.45"));
+        assert!(text.contains("-      A-mha f32 flatness"));
+    }
+}
