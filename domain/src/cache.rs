@@ -198,22 +198,9 @@ enum Store {
 
 impl Store {
     fn zeroed(dtype: CacheDtype, values: usize) -> Result<Self, AttentionError> {
-        let oom = |_| AttentionError::OutOfMemory {
-            bytes: values.saturating_mul(dtype.size()),
-        };
         Ok(match dtype {
-            CacheDtype::F32 => {
-                let mut v = Vec::new();
-                v.try_reserve_exact(values).map_err(oom)?;
-                v.resize(values, 0.0);
-                Self::F32(v)
-            }
-            CacheDtype::F16 => {
-                let mut v = Vec::new();
-                v.try_reserve_exact(values).map_err(oom)?;
-                v.resize(values, f16::ZERO);
-                Self::F16(v)
-            }
+            CacheDtype::F32 => Self::F32(zeroed(values, 0.0)?),
+            CacheDtype::F16 => Self::F16(zeroed(values, f16::ZERO)?),
         })
     }
 
@@ -248,13 +235,15 @@ impl Store {
     }
 }
 
-fn reserve_f32(values: usize) -> Result<Vec<f32>, AttentionError> {
+/// `len` copies of `zero`, reserved fallibly so running out of memory is
+/// the typed [`AttentionError::OutOfMemory`] rather than an abort.
+pub(crate) fn zeroed<T: Clone>(len: usize, zero: T) -> Result<Vec<T>, AttentionError> {
     let mut v = Vec::new();
-    v.try_reserve_exact(values)
+    v.try_reserve_exact(len)
         .map_err(|_| AttentionError::OutOfMemory {
-            bytes: values.saturating_mul(4),
+            bytes: len.saturating_mul(core::mem::size_of::<T>()),
         })?;
-    v.resize(values, 0.0);
+    v.resize(len, zero);
     Ok(v)
 }
 
@@ -278,20 +267,11 @@ impl LandmarkRing {
             heads: 1,
             dim: token_len,
         })?;
-        let mut block = Vec::new();
-        let mut count = Vec::new();
-        let oom = |_| AttentionError::OutOfMemory {
-            bytes: entries.saturating_mul(16),
-        };
-        block.try_reserve_exact(entries).map_err(oom)?;
-        count.try_reserve_exact(entries).map_err(oom)?;
-        block.resize(entries, NO_BLOCK);
-        count.resize(entries, 0);
         Ok(Self {
-            block,
-            count,
-            key_sums: reserve_f32(values)?,
-            value_sums: reserve_f32(values)?,
+            block: zeroed(entries, NO_BLOCK)?,
+            count: zeroed(entries, 0)?,
+            key_sums: zeroed(values, 0.0)?,
+            value_sums: zeroed(values, 0.0)?,
             token_len,
         })
     }
@@ -429,8 +409,8 @@ impl KvCache {
         let heavy = match layout.eviction {
             Eviction::HeavyHitter { recent } => Some(HeavyHitters {
                 recent,
-                position_of_slot: alloc::vec![0; capacity],
-                mass: alloc::vec![0.0; capacity],
+                position_of_slot: zeroed(capacity, 0)?,
+                mass: zeroed(capacity, 0.0)?,
                 index: crate::position_index::PositionIndex::new(capacity)?,
             }),
             Eviction::None | Eviction::SlidingWindow => None,
@@ -443,8 +423,8 @@ impl KvCache {
             values: Store::zeroed(layout.dtype, values)?,
             landmarks: LandmarkRing::new(capacity.div_ceil(layout.block_size) + 1, token_len)?,
             heavy,
-            stored_k: reserve_f32(token_len)?,
-            stored_v: reserve_f32(token_len)?,
+            stored_k: zeroed(token_len, 0.0)?,
+            stored_v: zeroed(token_len, 0.0)?,
         })
     }
 

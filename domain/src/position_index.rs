@@ -30,15 +30,8 @@ impl PositionIndex {
             .checked_mul(2)
             .and_then(usize::checked_next_power_of_two)
             .ok_or(AttentionError::OutOfMemory { bytes: usize::MAX })?;
-        let mut entries = Vec::new();
-        entries
-            .try_reserve_exact(size)
-            .map_err(|_| AttentionError::OutOfMemory {
-                bytes: size.saturating_mul(16),
-            })?;
-        entries.resize(size, (EMPTY, 0));
         Ok(Self {
-            entries,
+            entries: crate::cache::zeroed(size, (EMPTY, 0))?,
             mask: size - 1,
             shift: 64 - size.trailing_zeros(),
         })
