@@ -32,6 +32,8 @@ mod plan;
 mod prefill;
 mod simd;
 mod step;
+#[cfg(target_arch = "x86_64")]
+mod step_x86;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -261,7 +263,7 @@ impl AttentionBackend for SparseBackend {
             kv_heads: self.config.kv_heads,
             dim: self.config.head_dim,
         };
-        step::attend(&head, q.as_slice(), cache, out);
+        step::attend(&head, self.kernel.isa(), q.as_slice(), cache, out);
         if cache.tracks_attention() {
             step::record_attention(&head, q.as_slice(), cache);
         }

@@ -1,30 +1,56 @@
 //! Streaming decode: attention of the newest position over the cache.
 //!
-//! Why it is separate from prefill: one query at a time has no tile to
-//! share keys across positions, and it must not allocate (it runs on the
-//! firmware's decode path). It walks the same candidate set as prefill
-//! (the window of the last position, then [`plan::for_each_extra`]; causal
-//! candidates depend only on the position, so this equals prefill), with
-//! landmark means taken from the cache's running block sums: a landmark's
-//! score is `q · sum / len` and its value `sum / len`, so no mean is ever
-//! materialised. Candidates stream through a fixed-size batch on the stack
-//! with an online softmax, so the work is `O(W + log T)` and the stack use
-//! bounded whatever the window.
+//! Why it is separate from prefill: one query at a time has no tile of
+//! positions to share keys across, the cache may hold its rows in f16 and
+//! in any slot order (eviction), and a step must not allocate (it runs on
+//! the firmware's decode path). What a step can share is the KV row: all
+//! query heads of a block read each cached row once.
 //!
-//! **Invariant:** the query heads of a KV group are processed together
-//! (up to [`HEAD_BLOCK`] at a time), so each cached row is read once per
-//! block of heads.
+//! How a step runs ([`run`]):
+//! 1. **Candidates.** The window of the newest position `i` is a contiguous
+//!    run of positions; without eviction or with a sliding window their
+//!    slots are contiguous too (at most two runs around the ring), so they
+//!    are written as a run, not looked up one by one (heavy-hitter caches
+//!    look each position up). The `O(log T)` extras come from
+//!    [`plan::for_each_extra`], landmarks as the cache's f32 block sums
+//!    (score `q · sum / count`, value `sum / count`: no mean is ever
+//!    materialised). Causal candidates depend only on the position, so
+//!    this equals prefill.
+//! 2. **Chunks.** Candidates are gathered into a fixed-size [`Chunk`] on the
+//!    stack (slots and landmark summaries). When everything fits, which is
+//!    the usual case (`W + log T` candidates), it is gathered once and
+//!    reused by every block of query heads; a larger window streams
+//!    through several chunks with an online softmax, so the stack use stays
+//!    bounded whatever the window.
+//! 3. **Kernels.** Per chunk and block of up to four query heads a
+//!    [`Kernel`] computes the scores, folds them into the running softmax
+//!    and accumulates the values. [`Portable`] (any target, the ESP32s
+//!    included) widens rows through the cache's [`Row`] API; on `x86_64`
+//!    `step_x86` does the same with AVX2, FMA and F16C (f16 rows converted
+//!    in registers), picked at run time.
+//!
+//! Per step this is `O(W + log T)` work and no allocation. Heavy-hitter
+//! caches also get each token candidate's softmax weight
+//! ([`record_attention`], a plain second walk: H2O steps are `O(C)`
+//! anyway).
+//!
+//! **Invariant:** the query heads of a block are processed together, so
+//! each cached row is read once per block (four heads, or fewer for the
+//! last block of a head count that is not a multiple of four).
 
-use aether_domain::{KvCache, Row, SparsePattern, numerics};
+use aether_domain::{Eviction, KvCache, Landmark, Row, SparsePattern, numerics};
 
+use crate::Isa;
 use crate::plan::{self, Extra};
 
-/// Query heads scored together against each cached row.
-const HEAD_BLOCK: usize = 8;
-/// Candidates scored before the online softmax folds them in.
-const BATCH: usize = 32;
 /// Running maximum before any candidate (finite: see `prefill::NO_SCORE`).
-const NO_SCORE: f32 = -1.0e30;
+pub(crate) const NO_SCORE: f32 = -1.0e30;
+
+/// Score entries past a chunk's last candidate: a chunk of `CAP`-entry
+/// score rows holds at most `CAP - SLACK` candidates, so a kernel may store
+/// a whole vector of 8 scores at any candidate index without a partial
+/// (length-checked) copy. Entries past the candidates are ignored.
+pub(crate) const SLACK: usize = 8;
 
 /// The head geometry a step needs.
 pub(crate) struct StepHead<'a> {
@@ -38,22 +64,567 @@ pub(crate) struct StepHead<'a> {
     pub(crate) dim: usize,
 }
 
-/// Online-softmax state of one block of query heads.
-struct Block<'a> {
-    head: &'a StepHead<'a>,
-    cache: &'a KvCache,
-    kv_head: usize,
-    /// Scaled query rows of the block, `heads * dim` values.
-    q: &'a [f32],
-    /// Output rows of the block; accumulators until the final division.
-    out: &'a mut [f32],
-    heads: usize,
+/// The candidate rows of one chunk, as a kernel reads them.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    /// Cached tokens: row `c` (for KV offset `o`) is
+    /// `storage[slots[c] * stride + o..][..dim]`.
+    Tokens {
+        /// The cache's keys or values, `[capacity][kv_heads][dim]`.
+        storage: Row<'a>,
+        /// Slot of each candidate.
+        slots: &'a [usize],
+        /// Values per slot (`kv_heads * dim`).
+        stride: usize,
+    },
+    /// Landmark blocks: row `c` is `sum[o..][..dim] / count` of `marks[c]`.
+    Sums {
+        /// The blocks' summaries.
+        marks: &'a [Landmark<'a>],
+        /// Key sums (`true`) or value sums.
+        keys: bool,
+    },
+}
+
+impl Rows<'_> {
+    /// Candidates.
+    #[inline(always)]
+    pub(crate) const fn len(&self) -> usize {
+        match self {
+            Self::Tokens { slots, .. } => slots.len(),
+            Self::Sums { marks, .. } => marks.len(),
+        }
+    }
+
+    /// Row `c` at KV offset `offset`, with the factor that turns it into the
+    /// candidate's vector (1 for a token, `1 / count` for a block sum).
+    #[inline(always)]
+    fn row(&self, c: usize, offset: usize, dim: usize) -> (Row<'_>, f32) {
+        match *self {
+            Self::Tokens {
+                storage,
+                slots,
+                stride,
+            } => (sub_row(storage, slots[c] * stride + offset, dim), 1.0),
+            Self::Sums { marks, keys } => {
+                let mark = &marks[c];
+                let sum = if keys { mark.key_sum } else { mark.value_sum };
+                (
+                    Row::F32(&sum[offset..offset + dim]),
+                    1.0 / mark.count as f32,
+                )
+            }
+        }
+    }
+}
+
+/// Elements `start..start + len` of `row`.
+///
+/// # Panics
+/// If the range is out of bounds.
+#[inline(always)]
+fn sub_row(row: Row<'_>, start: usize, len: usize) -> Row<'_> {
+    match row {
+        Row::F32(r) => Row::F32(&r[start..start + len]),
+        Row::F16(r) => Row::F16(&r[start..start + len]),
+    }
+}
+
+/// A block of `H` consecutive query heads.
+pub(crate) struct Heads<'a, const H: usize> {
+    /// Their query rows, `H * dim` values.
+    pub(crate) q: &'a [f32],
+    /// Offset of each head's KV row within a token (`kv_head * dim`).
+    pub(crate) offsets: [usize; H],
+    /// Values per head.
+    pub(crate) dim: usize,
+}
+
+/// Online-softmax state of a block of heads.
+pub(crate) struct Softmax<const H: usize> {
+    /// Largest scaled score so far.
+    pub(crate) max: [f32; H],
+    /// Sum of `exp(score - max)` so far.
+    pub(crate) sum: [f32; H],
+}
+
+/// The arithmetic of a step, once per instruction set.
+///
+/// `SHARED` says every head of the block reads the same KV head (MQA, or a
+/// GQA group), so a row may be loaded and widened once for all of them.
+pub(crate) trait Kernel: Copy {
+    /// `scores[h][first + c] = factor_c * (q_h · row_c)` for every
+    /// candidate `c` of `rows` (key rows). May overwrite up to [`SLACK`]
+    /// entries past the last candidate.
+    fn scores<const H: usize, const CAP: usize, const SHARED: bool>(
+        self,
+        rows: &Rows<'_>,
+        heads: &Heads<'_, H>,
+        first: usize,
+        scores: &mut [[f32; CAP]; H],
+    );
+
+    /// Scales the first `len` scores of each head by `scale`, folds them
+    /// into `state` and replaces them with their unnormalised weights
+    /// `exp(score - max)`; returns the factor each head's output so far
+    /// must be multiplied by (`exp(old max - new max)`).
+    fn fold<const H: usize, const CAP: usize>(
+        self,
+        scores: &mut [[f32; CAP]; H],
+        len: usize,
+        scale: f32,
+        state: &mut Softmax<H>,
+    ) -> [f32; H];
+
+    /// `out_h += weights[h][first + c] * factor_c * row_c` for every
+    /// candidate `c` of `rows` (value rows); `out` holds the block's `H`
+    /// output rows.
+    fn accumulate<const H: usize, const CAP: usize, const SHARED: bool>(
+        self,
+        rows: &Rows<'_>,
+        heads: &Heads<'_, H>,
+        first: usize,
+        weights: &[[f32; CAP]; H],
+        out: &mut [f32],
+    );
+}
+
+/// Plain Rust through the cache's [`Row`] API: runs anywhere.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Portable;
+
+impl Kernel for Portable {
+    #[inline(always)]
+    fn scores<const H: usize, const CAP: usize, const SHARED: bool>(
+        self,
+        rows: &Rows<'_>,
+        heads: &Heads<'_, H>,
+        first: usize,
+        scores: &mut [[f32; CAP]; H],
+    ) {
+        let dim = heads.dim;
+        for c in 0..rows.len() {
+            for (h, scores) in scores.iter_mut().enumerate() {
+                let (row, factor) = rows.row(c, heads.offsets[h], dim);
+                scores[first + c] = row.dot(&heads.q[h * dim..][..dim]) * factor;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn fold<const H: usize, const CAP: usize>(
+        self,
+        scores: &mut [[f32; CAP]; H],
+        len: usize,
+        scale: f32,
+        state: &mut Softmax<H>,
+    ) -> [f32; H] {
+        let mut correction = [1.0; H];
+        for (h, scores) in scores.iter_mut().enumerate() {
+            let scores = &mut scores[..len];
+            let mut max = state.max[h];
+            for x in scores.iter_mut() {
+                *x *= scale;
+                max = max.max(*x);
+            }
+            correction[h] = numerics::exp(state.max[h] - max);
+            state.max[h] = max;
+            let mut total = 0.0;
+            for x in scores.iter_mut() {
+                *x = numerics::exp(*x - max);
+                total += *x;
+            }
+            state.sum[h] = state.sum[h] * correction[h] + total;
+        }
+        correction
+    }
+
+    #[inline(always)]
+    fn accumulate<const H: usize, const CAP: usize, const SHARED: bool>(
+        self,
+        rows: &Rows<'_>,
+        heads: &Heads<'_, H>,
+        first: usize,
+        weights: &[[f32; CAP]; H],
+        out: &mut [f32],
+    ) {
+        let dim = heads.dim;
+        for c in 0..rows.len() {
+            for (h, out) in out.chunks_exact_mut(dim).enumerate() {
+                let (row, factor) = rows.row(c, heads.offsets[h], dim);
+                row.add_scaled_to(out, weights[h][first + c] * factor);
+            }
+        }
+    }
+}
+
+/// Writes the output of the newest cached position (`cache.len() - 1`,
+/// whose k/v were just appended) for every query head; `q` and `out` hold
+/// `q_heads * dim` values. `isa` is the backend's instruction set:
+/// [`Isa::Avx512`] runs the AVX-512 kernel and [`Isa::Avx2`] the AVX2 one
+/// when this CPU also has F16C (and FMA); anything else runs [`Portable`].
+pub(crate) fn attend(head: &StepHead<'_>, isa: Isa, q: &[f32], cache: &KvCache, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::step_x86::{self, Avx2F16c, Avx512F16c};
+        if isa == Isa::Avx512
+            && let Some(token) = Avx512F16c::get()
+        {
+            // SAFETY: the token exists only after AVX-512F, AVX2, FMA and
+            // F16C were detected, the target features of the function.
+            unsafe { step_x86::avx512::attend(token, head, q, cache, out) };
+            return;
+        }
+        if isa != Isa::Portable
+            && let Some(token) = Avx2F16c::get()
+        {
+            // SAFETY: the token exists only after AVX2, FMA and F16C were
+            // detected, the target features `step_x86::attend` enables.
+            unsafe { step_x86::attend(token, head, q, cache, out) };
+            return;
+        }
+    }
+    let _ = isa;
+    run::<Portable, 56, 16>(Portable, head, q, cache, out);
+}
+
+/// Which positions of the newest query's window the cache holds, and how to
+/// find their slots.
+struct Window {
+    /// Newest position.
+    i: usize,
+    /// First window position that may be retained.
+    first: usize,
+    /// Last window position (`i`).
+    last: usize,
+    /// Slot of `first` when retained positions sit in consecutive slots
+    /// (modulo the capacity); `None` when each must be looked up.
+    first_slot: Option<usize>,
+}
+
+impl Window {
+    fn of(pattern: &SparsePattern, cache: &KvCache, i: usize) -> Self {
+        let (lo, last) = pattern.window_bounds(i, i + 1);
+        match cache.layout().eviction {
+            // Positions sit at `position mod capacity` (without eviction
+            // nothing wraps), and the retained ones are the newest
+            // `retained()`, so the window's retained part is one run.
+            Eviction::None | Eviction::SlidingWindow => {
+                let first = lo.max(cache.len() - cache.retained());
+                Self {
+                    i,
+                    first,
+                    last,
+                    first_slot: cache.slot(first),
+                }
+            }
+            Eviction::HeavyHitter { .. } => Self {
+                i,
+                first: lo,
+                last,
+                first_slot: None,
+            },
+        }
+    }
+}
+
+/// How far a chunked walk over the candidates has got.
+#[derive(Clone, Copy)]
+struct Cursor {
+    /// Next window position.
+    position: usize,
+    /// Its slot, when the window is a run.
+    slot: usize,
+    /// Extras (in [`plan::for_each_extra`] order) already taken.
+    extras: usize,
+}
+
+impl Cursor {
+    const fn start(window: &Window) -> Self {
+        Self {
+            position: window.first,
+            slot: match window.first_slot {
+                Some(slot) => slot,
+                None => 0,
+            },
+            extras: 0,
+        }
+    }
+}
+
+/// A placeholder summary for unused entries of [`Chunk::marks`].
+const NO_MARK: Landmark<'static> = Landmark {
+    key_sum: &[],
+    value_sum: &[],
+    count: 0,
+};
+
+/// Up to `CAP - SLACK` retained candidates of one position, at most
+/// `MARKS` of them landmark blocks.
+struct Chunk<'c, const CAP: usize, const MARKS: usize> {
+    slots: [usize; CAP],
+    tokens: usize,
+    marks: [Landmark<'c>; MARKS],
+    mark_count: usize,
+}
+
+impl<'c, const CAP: usize, const MARKS: usize> Chunk<'c, CAP, MARKS> {
+    /// Candidates a chunk takes.
+    const ROOM: usize = CAP - SLACK;
+
+    const fn new() -> Self {
+        Self {
+            slots: [0; CAP],
+            tokens: 0,
+            marks: [NO_MARK; MARKS],
+            mark_count: 0,
+        }
+    }
+
+    const fn len(&self) -> usize {
+        self.tokens + self.mark_count
+    }
+
+    fn clear(&mut self) {
+        self.tokens = 0;
+        self.mark_count = 0;
+    }
+
+    /// Adds the candidates after `cursor` until the chunk is full; true
+    /// when none is left.
+    fn fill(
+        &mut self,
+        pattern: &SparsePattern,
+        cache: &'c KvCache,
+        window: &Window,
+        cursor: &mut Cursor,
+    ) -> bool {
+        if cursor.position <= window.last {
+            let room = Self::ROOM - self.len();
+            if window.first_slot.is_some() {
+                let take = (window.last + 1 - cursor.position).min(room);
+                let capacity = cache.capacity();
+                let mut slot = cursor.slot;
+                for s in &mut self.slots[self.tokens..self.tokens + take] {
+                    *s = slot;
+                    slot += 1;
+                    if slot == capacity {
+                        slot = 0;
+                    }
+                }
+                self.tokens += take;
+                cursor.position += take;
+                cursor.slot = slot;
+            } else {
+                while cursor.position <= window.last && self.len() < Self::ROOM {
+                    if let Some(slot) = cache.slot(cursor.position) {
+                        self.slots[self.tokens] = slot;
+                        self.tokens += 1;
+                    }
+                    cursor.position += 1;
+                }
+            }
+            if cursor.position <= window.last {
+                return false;
+            }
+        }
+        let mut seen = 0;
+        let mut stopped = false;
+        plan::for_each_extra(pattern, window.i, window.i + 1, |extra| {
+            if stopped {
+                return;
+            }
+            if seen < cursor.extras {
+                seen += 1;
+                return;
+            }
+            let fits = match extra {
+                Extra::Token(j) => {
+                    let fits = self.len() < Self::ROOM;
+                    if let (true, Some(slot)) = (fits, cache.slot(j)) {
+                        self.slots[self.tokens] = slot;
+                        self.tokens += 1;
+                    }
+                    fits
+                }
+                Extra::Landmark(b) => {
+                    let fits = self.len() < Self::ROOM && self.mark_count < MARKS;
+                    if let (true, Some(mark)) = (fits, cache.landmark(b)) {
+                        self.marks[self.mark_count] = mark;
+                        self.mark_count += 1;
+                    }
+                    fits
+                }
+            };
+            if fits {
+                seen += 1;
+                cursor.extras = seen;
+            } else {
+                stopped = true;
+            }
+        });
+        !stopped
+    }
+}
+
+/// What every block of heads of one step shares.
+struct Step<'s, 'c> {
+    head: &'s StepHead<'s>,
+    cache: &'c KvCache,
+    window: Window,
+    q: &'s [f32],
     scale: f32,
-    max: [f32; HEAD_BLOCK],
-    sum: [f32; HEAD_BLOCK],
-    batch: [Resolved; BATCH],
-    len: usize,
-    weights: [[f32; BATCH]; HEAD_BLOCK],
+    /// All candidates fit the first chunk, which is then reused.
+    single: bool,
+}
+
+/// The whole step with kernel `K`, score rows of `CAP` entries (a multiple
+/// of 8; chunks of `CAP - SLACK` candidates) of which at most `MARKS` are
+/// landmarks. Inlined so that a
+/// `#[target_feature]` entry point compiles all of it with its features.
+#[inline(always)]
+pub(crate) fn run<K: Kernel, const CAP: usize, const MARKS: usize>(
+    kernel: K,
+    head: &StepHead<'_>,
+    q: &[f32],
+    cache: &KvCache,
+    out: &mut [f32],
+) {
+    const { assert!(CAP.is_multiple_of(8) && CAP > SLACK && MARKS > 0 && MARKS <= CAP - SLACK) };
+    let Some(i) = cache.len().checked_sub(1) else {
+        return;
+    };
+    let window = Window::of(head.pattern, cache, i);
+    let mut chunk = Chunk::<CAP, MARKS>::new();
+    let mut cursor = Cursor::start(&window);
+    let single = chunk.fill(head.pattern, cache, &window, &mut cursor);
+    let step = Step {
+        head,
+        cache,
+        window,
+        q,
+        scale: 1.0 / libm::sqrtf(head.dim as f32),
+        single,
+    };
+    let mut first = 0;
+    while first < head.q_heads {
+        first += match head.q_heads - first {
+            4.. => block::<K, 4, CAP, MARKS>(kernel, &step, first, &mut chunk, out),
+            2 | 3 => block::<K, 2, CAP, MARKS>(kernel, &step, first, &mut chunk, out),
+            _ => block::<K, 1, CAP, MARKS>(kernel, &step, first, &mut chunk, out),
+        };
+    }
+}
+
+/// Query heads `first..first + H`; returns `H`.
+#[inline(always)]
+fn block<'c, K: Kernel, const H: usize, const CAP: usize, const MARKS: usize>(
+    kernel: K,
+    step: &Step<'_, 'c>,
+    first: usize,
+    chunk: &mut Chunk<'c, CAP, MARKS>,
+    out: &mut [f32],
+) -> usize {
+    let dim = step.head.dim;
+    let group = step.head.q_heads / step.head.kv_heads;
+    let mut offsets = [0; H];
+    for (h, offset) in offsets.iter_mut().enumerate() {
+        *offset = (first + h) / group * dim;
+    }
+    let heads = Heads {
+        q: &step.q[first * dim..(first + H) * dim],
+        offsets,
+        dim,
+    };
+    let out = &mut out[first * dim..(first + H) * dim];
+    if offsets.iter().all(|&o| o == offsets[0]) {
+        heads_block::<K, H, CAP, MARKS, true>(kernel, step, &heads, chunk, out);
+    } else {
+        heads_block::<K, H, CAP, MARKS, false>(kernel, step, &heads, chunk, out);
+    }
+    H
+}
+
+#[inline(always)]
+fn heads_block<
+    'c,
+    K: Kernel,
+    const H: usize,
+    const CAP: usize,
+    const MARKS: usize,
+    const SHARED: bool,
+>(
+    kernel: K,
+    step: &Step<'_, 'c>,
+    heads: &Heads<'_, H>,
+    chunk: &mut Chunk<'c, CAP, MARKS>,
+    out: &mut [f32],
+) {
+    out.fill(0.0);
+    let mut state = Softmax {
+        max: [NO_SCORE; H],
+        sum: [0.0; H],
+    };
+    if step.single {
+        process::<K, H, CAP, MARKS, SHARED>(kernel, step, heads, chunk, &mut state, false, out);
+    } else {
+        let mut cursor = Cursor::start(&step.window);
+        let mut started = false;
+        loop {
+            chunk.clear();
+            let done = chunk.fill(step.head.pattern, step.cache, &step.window, &mut cursor);
+            process::<K, H, CAP, MARKS, SHARED>(
+                kernel, step, heads, chunk, &mut state, started, out,
+            );
+            started = true;
+            if done {
+                break;
+            }
+        }
+    }
+    for (out, sum) in out.chunks_exact_mut(heads.dim).zip(state.sum) {
+        numerics::scale(out, 1.0 / sum);
+    }
+}
+
+/// Folds one chunk into a block's softmax and output; `started` when an
+/// earlier chunk already contributed (its output then needs rescaling).
+#[inline(always)]
+fn process<K: Kernel, const H: usize, const CAP: usize, const MARKS: usize, const SHARED: bool>(
+    kernel: K,
+    step: &Step<'_, '_>,
+    heads: &Heads<'_, H>,
+    chunk: &Chunk<'_, CAP, MARKS>,
+    state: &mut Softmax<H>,
+    started: bool,
+    out: &mut [f32],
+) {
+    let stride = step.head.kv_heads * step.head.dim;
+    let slots = &chunk.slots[..chunk.tokens];
+    let marks = &chunk.marks[..chunk.mark_count];
+    let mut scores = [[0.0f32; CAP]; H];
+    let keys = Rows::Tokens {
+        storage: step.cache.keys(),
+        slots,
+        stride,
+    };
+    kernel.scores::<H, CAP, SHARED>(&keys, heads, 0, &mut scores);
+    let key_sums = Rows::Sums { marks, keys: true };
+    kernel.scores::<H, CAP, SHARED>(&key_sums, heads, chunk.tokens, &mut scores);
+    let correction = kernel.fold(&mut scores, chunk.len(), step.scale, state);
+    if started {
+        for (out, c) in out.chunks_exact_mut(heads.dim).zip(correction) {
+            numerics::scale(out, c);
+        }
+    }
+    let values = Rows::Tokens {
+        storage: step.cache.values(),
+        slots,
+        stride,
+    };
+    kernel.accumulate::<H, CAP, SHARED>(&values, heads, 0, &scores, out);
+    let value_sums = Rows::Sums { marks, keys: false };
+    kernel.accumulate::<H, CAP, SHARED>(&value_sums, heads, chunk.tokens, &scores, out);
 }
 
 /// A candidate found in the cache: a slot, or a retained landmark block.
@@ -71,123 +642,19 @@ fn resolve(cache: &KvCache, candidate: Extra) -> Option<Resolved> {
     }
 }
 
-/// Key or value row of a resolved candidate and the factor that turns it
-/// into the candidate's vector (1 for a token, `1 / count` for a block sum).
-fn source(
-    cache: &KvCache,
-    kv_head: usize,
-    dim: usize,
-    candidate: Resolved,
-    keys: bool,
-) -> (Row<'_>, f32) {
+/// Key row of a resolved candidate and the factor that turns it into the
+/// candidate's key (1 for a token, `1 / count` for a block sum).
+fn key_of(cache: &KvCache, kv_head: usize, dim: usize, candidate: Resolved) -> (Row<'_>, f32) {
     match candidate {
-        Resolved::Slot(slot) if keys => (cache.key(slot, kv_head), 1.0),
-        Resolved::Slot(slot) => (cache.value(slot, kv_head), 1.0),
+        Resolved::Slot(slot) => (cache.key(slot, kv_head), 1.0),
         Resolved::Landmark(b) => match cache.landmark(b) {
             Some(mark) => {
-                let sum = if keys { mark.key_sum } else { mark.value_sum };
-                let row = &sum[kv_head * dim..(kv_head + 1) * dim];
+                let row = &mark.key_sum[kv_head * dim..(kv_head + 1) * dim];
                 (Row::F32(row), 1.0 / mark.count as f32)
             }
             // Resolved just before, with no append in between.
             None => (Row::F32(&[]), 0.0),
         },
-    }
-}
-
-impl Block<'_> {
-    fn push(&mut self, candidate: Extra) {
-        let Some(candidate) = resolve(self.cache, candidate) else {
-            return;
-        };
-        self.batch[self.len] = candidate;
-        self.len += 1;
-        if self.len == BATCH {
-            self.flush();
-        }
-    }
-
-    /// Folds the batched candidates into the running softmax.
-    fn flush(&mut self) {
-        let dim = self.head.dim;
-        let len = self.len;
-        for c in 0..len {
-            let (key, factor) = source(self.cache, self.kv_head, dim, self.batch[c], true);
-            for h in 0..self.heads {
-                let q = &self.q[h * dim..][..dim];
-                self.weights[h][c] = key.dot(q) * (self.scale * factor);
-            }
-        }
-        for h in 0..self.heads {
-            let scores = &mut self.weights[h][..len];
-            let max = scores.iter().copied().fold(self.max[h], f32::max);
-            let correction = numerics::exp(self.max[h] - max);
-            self.max[h] = max;
-            let mut total = 0.0;
-            for x in scores.iter_mut() {
-                *x = numerics::exp(*x - max);
-                total += *x;
-            }
-            self.sum[h] = self.sum[h] * correction + total;
-            numerics::scale(&mut self.out[h * dim..][..dim], correction);
-        }
-        for c in 0..len {
-            let candidate = self.batch[c];
-            let (value, factor) = source(self.cache, self.kv_head, dim, candidate, false);
-            for h in 0..self.heads {
-                let weight = self.weights[h][c] * factor;
-                value.add_scaled_to(&mut self.out[h * dim..][..dim], weight);
-            }
-        }
-        self.len = 0;
-    }
-}
-
-/// Writes the output of the newest cached position (`cache.len() - 1`,
-/// whose k/v were just appended) for every query head; `q` and `out` hold
-/// `q_heads * dim` values.
-pub(crate) fn attend(head: &StepHead<'_>, q: &[f32], cache: &KvCache, out: &mut [f32]) {
-    let Some(i) = cache.len().checked_sub(1) else {
-        return;
-    };
-    let n = i + 1;
-    let dim = head.dim;
-    let group = head.q_heads / head.kv_heads;
-    let scale = 1.0 / libm::sqrtf(dim as f32);
-    let (lo, hi) = head.pattern.window_bounds(i, n);
-    for kv_head in 0..head.kv_heads {
-        let mut first = kv_head * group;
-        let end = first + group;
-        while first < end {
-            let heads = HEAD_BLOCK.min(end - first);
-            let rows = first * dim..(first + heads) * dim;
-            let block_out = &mut out[rows.clone()];
-            block_out.fill(0.0);
-            let mut block = Block {
-                head,
-                cache,
-                kv_head,
-                q: &q[rows],
-                out: block_out,
-                heads,
-                scale,
-                max: [NO_SCORE; HEAD_BLOCK],
-                sum: [0.0; HEAD_BLOCK],
-                batch: [Resolved::Slot(0); BATCH],
-                len: 0,
-                weights: [[0.0; BATCH]; HEAD_BLOCK],
-            };
-            for j in lo..=hi {
-                block.push(Extra::Token(j));
-            }
-            plan::for_each_extra(head.pattern, i, n, |extra| block.push(extra));
-            block.flush();
-            for h in 0..heads {
-                let inverse = 1.0 / block.sum[h];
-                numerics::scale(&mut block.out[h * dim..][..dim], inverse);
-            }
-            first += heads;
-        }
     }
 }
 
@@ -209,7 +676,8 @@ fn for_each_candidate(
 /// Heavy-hitter bookkeeping: adds to each retained token candidate of the
 /// newest position its softmax weight, summed over the query heads of `q`.
 /// Recomputes the scores (max, sum, record: three walks of the
-/// `O(W + log T)` candidates); only called when the cache tracks mass.
+/// `O(W + log T)` candidates); only called when the cache tracks mass,
+/// whose steps cost `O(C)` for the eviction scan anyway.
 pub(crate) fn record_attention(head: &StepHead<'_>, q: &[f32], cache: &mut KvCache) {
     let Some(i) = cache.len().checked_sub(1) else {
         return;
@@ -224,7 +692,7 @@ pub(crate) fn record_attention(head: &StepHead<'_>, q: &[f32], cache: &mut KvCac
         // A retained candidate's score, with its slot when it is a token.
         let score = |cache: &KvCache, candidate: Extra| {
             let resolved = resolve(cache, candidate)?;
-            let (key, factor) = source(cache, kv_head, dim, resolved, true);
+            let (key, factor) = key_of(cache, kv_head, dim, resolved);
             let slot = match resolved {
                 Resolved::Slot(slot) => Some(slot),
                 Resolved::Landmark(_) => None,
@@ -250,3 +718,6 @@ pub(crate) fn record_attention(head: &StepHead<'_>, q: &[f32], cache: &mut KvCac
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,854 @@
+//! The streaming-decode [`Kernel`] for `x86_64` with AVX2, FMA and F16C.
+//!
+//! Why it exists: a decode step is small (about `W + log T` rows per head),
+//! so what it costs is per-row overhead: widening f16 rows one element at
+//! a time, one horizontal sum per dot product, a scalar `exp` per weight.
+//! Here every row is read in 8-lane vectors (f16 rows through
+//! `vcvtph2ps`, F16C, so an f16 cache costs about what an f32 one does),
+//! the dot products of eight candidates are reduced together with one
+//! transposing `hadd` tree, the softmax runs eight weights per `exp`, and
+//! the value pass keeps each head's output columns in registers across all
+//! candidates. When the heads of a block share a KV head (MQA, GQA) each
+//! row is loaded and widened once for all of them.
+//!
+//! Why 256-bit and not AVX-512 as well: a step is bound by loads,
+//! conversions and shuffles over a few dozen short rows, not by FMA
+//! throughput; on the AVX-512 machines measured (AMD Zen 4, whose 512-bit
+//! units are double-pumped 256-bit ones) 512-bit vectors would halve the
+//! instruction count of the two row loops only, and widen the reduction.
+//!
+//! Detection reads CPUID and XCR0 once (the crate is `no_std`, so
+//! `is_x86_feature_detected!` is not available) and caches the answer in an
+//! atomic; CPUID is slow under virtualisation and must not run per step.
+//!
+//! **Invariant:** an [`Avx2F16c`] value exists only after detection found
+//! AVX, AVX2, FMA and F16C with the OS saving YMM state; every `unsafe`
+//! block below relies on that, and loads read exactly the 8 elements of an
+//! array reference (`&[f32; 8]`, `&[u16; 8]`).
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "dozens of intrinsics, all from one module"
+)]
+use core::arch::x86_64::*;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use aether_domain::{KvCache, Landmark, Row, numerics};
+
+use crate::step::{self, Heads, Kernel, NO_SCORE, Rows, Softmax, StepHead};
+
+/// CPUID leaf 1 ECX: FMA.
+const FMA: u32 = 1 << 12;
+/// CPUID leaf 1 ECX: the OS enabled XSAVE (so XGETBV works).
+const OSXSAVE: u32 = 1 << 27;
+/// CPUID leaf 1 ECX: AVX.
+const AVX: u32 = 1 << 28;
+/// CPUID leaf 1 ECX: F16C (half-precision conversions).
+const F16C: u32 = 1 << 29;
+/// CPUID leaf 7 EBX: AVX2.
+const AVX2: u32 = 1 << 5;
+/// CPUID leaf 7 EBX: AVX-512 Foundation.
+const AVX512F: u32 = 1 << 16;
+/// XCR0: XMM and YMM state saved by the OS.
+const YMM_STATE: u64 = 0b110;
+/// XCR0: additionally opmask, ZMM_Hi256 and Hi16_ZMM state.
+const ZMM_STATE: u64 = 0b1110_0110;
+
+/// Detection not run yet.
+const UNKNOWN: u8 = 0;
+/// Neither kernel can run.
+const NEITHER: u8 = 1;
+/// AVX2, FMA and F16C on YMM registers.
+const AVX2_LEVEL: u8 = 2;
+/// All of those and AVX-512F on ZMM registers.
+const AVX512_LEVEL: u8 = 3;
+/// The cached detection result.
+static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// What this CPU and OS support, as one of the levels above.
+fn detect() -> u8 {
+    if __cpuid(0).eax < 7 {
+        return NEITHER;
+    }
+    let leaf1 = __cpuid(1).ecx;
+    let needed = OSXSAVE | AVX | FMA | F16C;
+    if leaf1 & needed != needed {
+        return NEITHER;
+    }
+    // SAFETY: XGETBV needs CR4.OSXSAVE, which the OSXSAVE bit checked above
+    // reports as set.
+    let xcr0 = unsafe { _xgetbv(0) };
+    let leaf7 = __cpuid_count(7, 0).ebx;
+    if xcr0 & YMM_STATE != YMM_STATE || leaf7 & AVX2 == 0 {
+        NEITHER
+    } else if xcr0 & ZMM_STATE == ZMM_STATE && leaf7 & AVX512F != 0 {
+        AVX512_LEVEL
+    } else {
+        AVX2_LEVEL
+    }
+}
+
+/// The detected level, detecting on the first call.
+fn level() -> u8 {
+    let mut level = DETECTED.load(Ordering::Relaxed);
+    if level == UNKNOWN {
+        level = detect();
+        // Racing first calls store the same answer.
+        DETECTED.store(level, Ordering::Relaxed);
+    }
+    level
+}
+
+/// AVX2 + FMA + F16C, 8 f32 lanes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx2F16c(());
+
+impl Avx2F16c {
+    /// The token, when this CPU has the features (detected on first call,
+    /// then cached).
+    pub(crate) fn get() -> Option<Self> {
+        (level() >= AVX2_LEVEL).then_some(Self(()))
+    }
+
+    #[inline(always)]
+    fn zero(self) -> __m256 {
+        // SAFETY: AVX detected (the token exists).
+        unsafe { _mm256_setzero_ps() }
+    }
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: AVX detected.
+        unsafe { _mm256_set1_ps(x) }
+    }
+
+    #[inline(always)]
+    fn load(self, src: &[f32; 8]) -> __m256 {
+        // SAFETY: AVX detected; `src` is 8 readable values.
+        unsafe { _mm256_loadu_ps(src.as_ptr()) }
+    }
+
+    #[inline(always)]
+    fn store(self, dst: &mut [f32; 8], v: __m256) {
+        // SAFETY: AVX detected; `dst` is 8 writable values.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+    }
+
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX detected.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX detected.
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX detected.
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+
+    #[inline(always)]
+    fn max(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX detected.
+        unsafe { _mm256_max_ps(a, b) }
+    }
+
+    /// `a * b + c`, fused.
+    #[inline(always)]
+    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: FMA detected.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+
+    /// Lane `k` of the result is the sum of the lanes of `v[k]`.
+    #[inline(always)]
+    fn reduce8(self, v: &[__m256; 8]) -> __m256 {
+        // SAFETY: AVX detected.
+        let a = unsafe { _mm256_hadd_ps(v[0], v[1]) };
+        // SAFETY: AVX detected.
+        let b = unsafe { _mm256_hadd_ps(v[2], v[3]) };
+        // SAFETY: AVX detected.
+        let c = unsafe { _mm256_hadd_ps(v[4], v[5]) };
+        // SAFETY: AVX detected.
+        let d = unsafe { _mm256_hadd_ps(v[6], v[7]) };
+        // Each 128-bit half of `ab` holds partial sums of v0..v3 (one lane
+        // each), of `cd` of v4..v7.
+        // SAFETY: AVX detected.
+        let ab = unsafe { _mm256_hadd_ps(a, b) };
+        // SAFETY: AVX detected.
+        let cd = unsafe { _mm256_hadd_ps(c, d) };
+        // SAFETY: AVX detected.
+        let low = unsafe { _mm256_permute2f128_ps::<0x20>(ab, cd) };
+        // SAFETY: AVX detected.
+        let high = unsafe { _mm256_permute2f128_ps::<0x31>(ab, cd) };
+        self.add(low, high)
+    }
+
+    /// Largest lane.
+    #[inline(always)]
+    fn reduce_max(self, v: __m256) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        self.store(&mut lanes, v);
+        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+    }
+
+    /// Sum of the lanes.
+    #[inline(always)]
+    fn reduce_add(self, v: __m256) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        self.store(&mut lanes, v);
+        // Pairwise, as a tree: the same rounding on every call.
+        let pairs = [
+            lanes[0] + lanes[4],
+            lanes[1] + lanes[5],
+            lanes[2] + lanes[6],
+            lanes[3] + lanes[7],
+        ];
+        (pairs[0] + pairs[2]) + (pairs[1] + pairs[3])
+    }
+
+    /// `e^x` per lane with the semantics of [`numerics::exp`] (the same
+    /// Cephes polynomial and clamping).
+    #[inline(always)]
+    fn exp(self, x: __m256) -> __m256 {
+        // SAFETY: AVX detected.
+        let underflow = unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(x, self.splat(exp::MIN_ARG)) };
+        let x = self.max(x, self.splat(exp::MIN_ARG));
+        // SAFETY: AVX detected.
+        let x = unsafe { _mm256_min_ps(x, self.splat(exp::MAX_ARG)) };
+        let t = self.fma(x, self.splat(exp::LOG2_E), self.splat(exp::ROUND_MAGIC));
+        let n = self.sub(t, self.splat(exp::ROUND_MAGIC));
+        // SAFETY: FMA detected.
+        let r = unsafe { _mm256_fnmadd_ps(n, self.splat(exp::LN2_HI), x) };
+        // SAFETY: FMA detected.
+        let r = unsafe { _mm256_fnmadd_ps(n, self.splat(exp::LN2_LO), r) };
+        let mut p = self.splat(exp::POLY[0]);
+        for coefficient in &exp::POLY[1..] {
+            p = self.fma(p, r, self.splat(*coefficient));
+        }
+        let y = self.fma(self.mul(p, r), r, self.add(r, self.splat(1.0)));
+        // SAFETY: AVX detected.
+        let t_bits = unsafe { _mm256_castps_si256(t) };
+        // SAFETY: AVX detected.
+        let magic = unsafe { _mm256_set1_epi32(exp::ROUND_MAGIC.to_bits() as i32 - 127) };
+        // SAFETY: AVX2 detected.
+        let biased = unsafe { _mm256_sub_epi32(t_bits, magic) };
+        // SAFETY: AVX2 detected.
+        let bits = unsafe { _mm256_slli_epi32::<23>(biased) };
+        // SAFETY: AVX detected.
+        let scale = unsafe { _mm256_castsi256_ps(bits) };
+        // SAFETY: AVX detected.
+        unsafe { _mm256_andnot_ps(underflow, self.mul(y, scale)) }
+    }
+}
+
+/// The constants of [`numerics::exp`] (Cephes `expf`), so the vector
+/// softmax computes the same polynomial lane by lane.
+#[allow(
+    clippy::excessive_precision,
+    reason = "the published Cephes literals, digit for digit as in numerics::exp"
+)]
+mod exp {
+    /// Below this `e^x` underflows to 0.
+    pub(super) const MIN_ARG: f32 = -87.3;
+    /// Above this `e^x` saturates.
+    pub(super) const MAX_ARG: f32 = 88.7;
+    /// log2(e).
+    pub(super) const LOG2_E: f32 = core::f32::consts::LOG2_E;
+    /// ln 2, high part (exact in f32).
+    pub(super) const LN2_HI: f32 = 0.693_359_375;
+    /// ln 2, low part.
+    pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
+    /// 1.5 * 2^23: adding and subtracting it rounds to an integer.
+    pub(super) const ROUND_MAGIC: f32 = 12_582_912.0;
+    /// The minimax polynomial, highest degree first.
+    pub(super) const POLY: [f32; 6] = [
+        1.987_569_2e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ];
+}
+
+/// A stored element type: f32, or f16 as its bit pattern.
+trait Element: Copy + Default {
+    /// The 8 elements of `src`, widened to f32.
+    fn load(s: Avx2F16c, src: &[Self; 8]) -> __m256;
+
+    /// The up to 8 elements of `src`, widened, zero-padded to 8 lanes.
+    #[inline(always)]
+    fn load_partial(s: Avx2F16c, src: &[Self]) -> __m256 {
+        let mut padded = [Self::default(); 8];
+        padded[..src.len()].copy_from_slice(src);
+        Self::load(s, &padded)
+    }
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn load(s: Avx2F16c, src: &[f32; 8]) -> __m256 {
+        s.load(src)
+    }
+}
+
+impl Element for u16 {
+    #[inline(always)]
+    fn load(_: Avx2F16c, src: &[u16; 8]) -> __m256 {
+        // SAFETY: SSE2 is baseline on x86_64; `src` is 16 readable bytes and
+        // the load is unaligned.
+        let bits = unsafe { _mm_loadu_si128(src.as_ptr().cast()) };
+        // SAFETY: F16C detected (the token exists).
+        unsafe { _mm256_cvtph_ps(bits) }
+    }
+}
+
+/// Where candidate rows come from, in element type `E`.
+trait Source<E: Element> {
+    /// Whether rows carry a factor other than 1 (landmark sums).
+    const SCALED: bool;
+    /// Candidates.
+    fn len(&self) -> usize;
+    /// Row of candidate `c` at KV offset `offset`.
+    fn row(&self, c: usize, offset: usize, dim: usize) -> &[E];
+    /// The factor of candidate `c` (1 unless [`SCALED`](Self::SCALED)).
+    fn factor(&self, c: usize) -> f32;
+}
+
+/// Cached token rows.
+struct Slots<'a, E> {
+    storage: &'a [E],
+    slots: &'a [usize],
+    stride: usize,
+}
+
+impl<E: Element> Source<E> for Slots<'_, E> {
+    const SCALED: bool = false;
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+    #[inline(always)]
+    fn row(&self, c: usize, offset: usize, dim: usize) -> &[E] {
+        let start = self.slots[c] * self.stride + offset;
+        &self.storage[start..start + dim]
+    }
+    #[inline(always)]
+    fn factor(&self, _: usize) -> f32 {
+        1.0
+    }
+}
+
+/// Landmark block sums (f32), scaled by `1 / count`.
+struct Sums<'a> {
+    marks: &'a [Landmark<'a>],
+    keys: bool,
+}
+
+impl Source<f32> for Sums<'_> {
+    const SCALED: bool = true;
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.marks.len()
+    }
+    #[inline(always)]
+    fn row(&self, c: usize, offset: usize, dim: usize) -> &[f32] {
+        let mark = &self.marks[c];
+        let sum = if self.keys {
+            mark.key_sum
+        } else {
+            mark.value_sum
+        };
+        &sum[offset..offset + dim]
+    }
+    #[inline(always)]
+    fn factor(&self, c: usize) -> f32 {
+        1.0 / self.marks[c].count as f32
+    }
+}
+
+/// The bit patterns of an f16 slice.
+#[inline(always)]
+fn f16_bits(row: Row<'_>) -> &[u16] {
+    match row {
+        Row::F16(halves) => {
+            // SAFETY: `half::f16` is `#[repr(transparent)]` over `u16`
+            // (documented; it is what `half`'s own `reinterpret_cast` relies
+            // on), so the slice is `len` initialised, aligned `u16`s,
+            // borrowed for as long as `halves`.
+            unsafe { core::slice::from_raw_parts(halves.as_ptr().cast::<u16>(), halves.len()) }
+        }
+        Row::F32(_) => &[],
+    }
+}
+
+/// Runs `$body` with `$src` bound to the [`Source`] behind `$rows`, for
+/// each element type (so the body is compiled once per type).
+macro_rules! with_source {
+    ($rows:expr, $src:ident => $body:expr) => {
+        match *$rows {
+            Rows::Tokens {
+                storage: Row::F32(storage),
+                slots,
+                stride,
+            } => {
+                let $src = Slots {
+                    storage,
+                    slots,
+                    stride,
+                };
+                $body
+            }
+            Rows::Tokens {
+                storage,
+                slots,
+                stride,
+            } => {
+                let $src = Slots {
+                    storage: f16_bits(storage),
+                    slots,
+                    stride,
+                };
+                $body
+            }
+            Rows::Sums { marks, keys } => {
+                let $src = Sums { marks, keys };
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$v` bound to `head_dim / 8` as a constant for the
+/// common head sizes (rows then fit fixed arrays: no per-vector loop or
+/// bounds check), or evaluates `$other` for any other size.
+macro_rules! with_vectors {
+    ($dim:expr, $v:ident => $body:expr, _ => $other:expr) => {
+        match $dim {
+            8 => {
+                const $v: usize = 1;
+                $body
+            }
+            16 => {
+                const $v: usize = 2;
+                $body
+            }
+            32 => {
+                const $v: usize = 4;
+                $body
+            }
+            64 => {
+                const $v: usize = 8;
+                $body
+            }
+            _ => $other,
+        }
+    };
+}
+
+impl Kernel for Avx2F16c {
+    #[inline(always)]
+    fn scores<const H: usize, const CAP: usize, const SHARED: bool>(
+        self,
+        rows: &Rows<'_>,
+        heads: &Heads<'_, H>,
+        first: usize,
+        scores: &mut [[f32; CAP]; H],
+    ) {
+        // The callees are separate `#[target_feature]` functions, not
+        // `inline(always)`: an unoptimised build then gives each
+        // instantiation its own short-lived frame instead of one frame
+        // holding every instantiation's locals at once (megabytes).
+        with_source!(rows, src => with_vectors!(heads.dim,
+        V => {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { scores_fixed::<_, _, H, CAP, SHARED, V>(self, &src, heads, first, scores) }
+        },
+        _ => {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { scores_any::<_, _, H, CAP, SHARED>(self, &src, heads, first, scores) }
+        }));
+    }
+
+    #[inline(always)]
+    fn fold<const H: usize, const CAP: usize>(
+        self,
+        scores: &mut [[f32; CAP]; H],
+        len: usize,
+        scale: f32,
+        state: &mut Softmax<H>,
+    ) -> [f32; H] {
+        let s = self;
+        let lanes = len.next_multiple_of(8);
+        let mut correction = [1.0; H];
+        for (h, scores) in scores.iter_mut().enumerate() {
+            // Padding lanes weigh exp(NO_SCORE * scale - max) = 0.
+            scores[len..lanes].fill(NO_SCORE);
+            let (vectors, _) = scores[..lanes].as_chunks_mut::<8>();
+            let mut max = s.splat(NO_SCORE);
+            for x in vectors.iter_mut() {
+                let v = s.mul(s.load(x), s.splat(scale));
+                s.store(x, v);
+                max = s.max(max, v);
+            }
+            let max = s.reduce_max(max).max(state.max[h]);
+            correction[h] = numerics::exp(state.max[h] - max);
+            state.max[h] = max;
+            let mut total = s.zero();
+            for x in vectors.iter_mut() {
+                let w = s.exp(s.sub(s.load(x), s.splat(max)));
+                s.store(x, w);
+                total = s.add(total, w);
+            }
+            state.sum[h] = state.sum[h] * correction[h] + s.reduce_add(total);
+        }
+        correction
+    }
+
+    #[inline(always)]
+    fn accumulate<const H: usize, const CAP: usize, const SHARED: bool>(
+        self,
+        rows: &Rows<'_>,
+        heads: &Heads<'_, H>,
+        first: usize,
+        weights: &[[f32; CAP]; H],
+        out: &mut [f32],
+    ) {
+        // Separate functions: see `scores`.
+        with_source!(rows, src => with_vectors!(heads.dim,
+        V => {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { accumulate_fixed::<_, _, H, CAP, SHARED, V>(self, &src, heads, first, weights, out) }
+        },
+        _ => {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { accumulate_any::<_, _, H, CAP, SHARED>(self, &src, heads, first, weights, out) }
+        }));
+    }
+}
+
+/// `row` (exactly `8 * V` elements) as `V` vectors of 8.
+///
+/// # Panics
+/// If `row` is shorter than `8 * V`.
+#[inline(always)]
+fn fixed<E, const V: usize>(row: &[E]) -> &[[E; 8]; V] {
+    let (vectors, _) = row.as_chunks::<8>();
+    vectors
+        .first_chunk::<V>()
+        .unwrap_or_else(|| unreachable!("rows are head_dim = 8 * V long"))
+}
+
+/// Scores of one group of up to 8 candidates `c0..c0 + count`, from
+/// `dot(c, h)` = the per-lane products of candidate `c` and head `h`
+/// (summed across lanes here, 8 candidates at once), stored as a whole
+/// vector at `first + c0` (the chunk's [`step::SLACK`] leaves room).
+#[inline(always)]
+fn store_group<E: Element, S: Source<E>, const H: usize, const CAP: usize>(
+    s: Avx2F16c,
+    src: &S,
+    partial: &[[__m256; 8]; H],
+    c0: usize,
+    count: usize,
+    first: usize,
+    scores: &mut [[f32; CAP]; H],
+) {
+    let mut factors = [1.0f32; 8];
+    if S::SCALED {
+        for (k, f) in factors[..count].iter_mut().enumerate() {
+            *f = src.factor(c0 + k);
+        }
+    }
+    let at = first + c0;
+    for (partial, scores) in partial.iter().zip(scores.iter_mut()) {
+        let mut dots = s.reduce8(partial);
+        if S::SCALED {
+            dots = s.mul(dots, s.load(&factors));
+        }
+        let Some(lanes) = scores[at..].first_chunk_mut::<8>() else {
+            unreachable!("a chunk leaves SLACK score entries after its candidates")
+        };
+        s.store(lanes, dots);
+    }
+}
+
+/// The `V` vectors of `row` (at least `8 * V` elements), widened.
+#[inline(always)]
+fn widen<E: Element, const V: usize>(s: Avx2F16c, row: &[E]) -> [__m256; V] {
+    let row = fixed::<E, V>(row);
+    let mut x = [s.zero(); V];
+    for (x, v) in x.iter_mut().zip(row) {
+        *x = E::load(s, v);
+    }
+    x
+}
+
+/// Per-lane products of `x` and `q`, summed over the `V` vectors.
+#[inline(always)]
+fn dot<const V: usize>(s: Avx2F16c, x: &[__m256; V], q: &[__m256; V]) -> __m256 {
+    let mut p = s.mul(x[0], q[0]);
+    for v in 1..V {
+        p = s.fma(x[v], q[v], p);
+    }
+    p
+}
+
+/// [`Kernel::scores`] for `head_dim = 8 * V`: each row is `V` vectors, the
+/// query rows stay in registers (or one stack slot away), and the dot
+/// products of 8 candidates are reduced together.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scores_fixed<
+    E: Element,
+    S: Source<E>,
+    const H: usize,
+    const CAP: usize,
+    const SHARED: bool,
+    const V: usize,
+>(
+    s: Avx2F16c,
+    src: &S,
+    heads: &Heads<'_, H>,
+    first: usize,
+    scores: &mut [[f32; CAP]; H],
+) {
+    let dim = heads.dim;
+    let n = src.len();
+    let mut q = [[s.zero(); V]; H];
+    for (h, q) in q.iter_mut().enumerate() {
+        *q = widen::<f32, V>(s, &heads.q[h * dim..]);
+    }
+    // Lanes past a group's count keep stale values; their scores land in
+    // the slack and are ignored.
+    let mut partial = [[s.zero(); 8]; H];
+    let mut c0 = 0;
+    while c0 < n {
+        let count = (n - c0).min(8);
+        for c in c0..c0 + count {
+            if SHARED {
+                // Loaded (and widened) once for all heads.
+                let x = widen::<E, V>(s, src.row(c, heads.offsets[0], dim));
+                for (partial, q) in partial.iter_mut().zip(&q) {
+                    partial[c - c0] = dot(s, &x, q);
+                }
+            } else {
+                for ((partial, q), &offset) in partial.iter_mut().zip(&q).zip(&heads.offsets) {
+                    let x = widen::<E, V>(s, src.row(c, offset, dim));
+                    partial[c - c0] = dot(s, &x, q);
+                }
+            }
+        }
+        store_group(s, src, &partial, c0, count, first, scores);
+        c0 += 8;
+    }
+}
+
+/// [`Kernel::scores`] for any `head_dim`: whole vectors, then the tail
+/// zero-padded to 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scores_any<E: Element, S: Source<E>, const H: usize, const CAP: usize, const SHARED: bool>(
+    s: Avx2F16c,
+    src: &S,
+    heads: &Heads<'_, H>,
+    first: usize,
+    scores: &mut [[f32; CAP]; H],
+) {
+    let dim = heads.dim;
+    let n = src.len();
+    let mut q_vectors: [&[[f32; 8]]; H] = [&[]; H];
+    let mut q_tail = [s.zero(); H];
+    for (h, (vectors, tail)) in q_vectors.iter_mut().zip(&mut q_tail).enumerate() {
+        let (whole, rest) = heads.q[h * dim..][..dim].as_chunks::<8>();
+        *vectors = whole;
+        *tail = f32::load_partial(s, rest);
+    }
+    let has_tail = !dim.is_multiple_of(8);
+    let mut partial = [[s.zero(); 8]; H];
+    let mut c0 = 0;
+    while c0 < n {
+        let count = (n - c0).min(8);
+        for c in c0..c0 + count {
+            for (h, partial) in partial.iter_mut().enumerate() {
+                let offset = heads.offsets[if SHARED { 0 } else { h }];
+                let (vectors, tail) = src.row(c, offset, dim).as_chunks::<8>();
+                let mut p = s.zero();
+                for (x, qv) in vectors.iter().zip(q_vectors[h]) {
+                    p = s.fma(E::load(s, x), s.load(qv), p);
+                }
+                if has_tail {
+                    p = s.fma(E::load_partial(s, tail), q_tail[h], p);
+                }
+                partial[c - c0] = p;
+            }
+        }
+        store_group(s, src, &partial, c0, count, first, scores);
+        c0 += 8;
+    }
+}
+
+/// [`Kernel::accumulate`] for `head_dim = 8 * V`: two output vectors of
+/// every head stay in registers while all candidates stream past.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_fixed<
+    E: Element,
+    S: Source<E>,
+    const H: usize,
+    const CAP: usize,
+    const SHARED: bool,
+    const V: usize,
+>(
+    s: Avx2F16c,
+    src: &S,
+    heads: &Heads<'_, H>,
+    first: usize,
+    weights: &[[f32; CAP]; H],
+    out: &mut [f32],
+) {
+    let n = src.len();
+    if n == 0 {
+        return;
+    }
+    let mut j = 0;
+    while j + 2 <= V {
+        columns::<E, S, H, CAP, SHARED, V, 2>(s, src, heads, first, weights, out, j);
+        j += 2;
+    }
+    if j < V {
+        columns::<E, S, H, CAP, SHARED, V, 1>(s, src, heads, first, weights, out, j);
+    }
+}
+
+/// Output vectors `j..j + W` of every head of the block, for rows of `V`
+/// vectors.
+#[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the inner loop of accumulate_fixed, split out once per width"
+)]
+fn columns<
+    E: Element,
+    S: Source<E>,
+    const H: usize,
+    const CAP: usize,
+    const SHARED: bool,
+    const V: usize,
+    const W: usize,
+>(
+    s: Avx2F16c,
+    src: &S,
+    heads: &Heads<'_, H>,
+    first: usize,
+    weights: &[[f32; CAP]; H],
+    out: &mut [f32],
+    j: usize,
+) {
+    let dim = heads.dim;
+    let mut acc = [[s.zero(); W]; H];
+    for (h, acc) in acc.iter_mut().enumerate() {
+        let row = fixed::<f32, V>(&out[h * dim..]);
+        for (w, acc) in acc.iter_mut().enumerate() {
+            *acc = s.load(&row[j + w]);
+        }
+    }
+    for c in 0..src.len() {
+        let factor = src.factor(c);
+        let mut weight = [s.zero(); H];
+        for (weight, weights) in weight.iter_mut().zip(weights) {
+            let w = weights[first + c];
+            *weight = s.splat(if S::SCALED { w * factor } else { w });
+        }
+        if SHARED {
+            let row = fixed::<E, V>(src.row(c, heads.offsets[0], dim));
+            let mut x = [s.zero(); W];
+            for (w, x) in x.iter_mut().enumerate() {
+                *x = E::load(s, &row[j + w]);
+            }
+            for (acc, weight) in acc.iter_mut().zip(weight) {
+                for (acc, x) in acc.iter_mut().zip(x) {
+                    *acc = s.fma(weight, x, *acc);
+                }
+            }
+        } else {
+            for (h, (acc, weight)) in acc.iter_mut().zip(weight).enumerate() {
+                let row = fixed::<E, V>(src.row(c, heads.offsets[h], dim));
+                for (w, acc) in acc.iter_mut().enumerate() {
+                    *acc = s.fma(weight, E::load(s, &row[j + w]), *acc);
+                }
+            }
+        }
+    }
+    for (h, acc) in acc.into_iter().enumerate() {
+        let (vectors, _) = out[h * dim..][..dim].as_chunks_mut::<8>();
+        for (w, acc) in acc.into_iter().enumerate() {
+            s.store(&mut vectors[j + w], acc);
+        }
+    }
+}
+
+/// [`Kernel::accumulate`] for any `head_dim`, one candidate and head at a
+/// time (whole vectors, then the zero-padded tail).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_any<
+    E: Element,
+    S: Source<E>,
+    const H: usize,
+    const CAP: usize,
+    const SHARED: bool,
+>(
+    s: Avx2F16c,
+    src: &S,
+    heads: &Heads<'_, H>,
+    first: usize,
+    weights: &[[f32; CAP]; H],
+    out: &mut [f32],
+) {
+    let dim = heads.dim;
+    let tail = dim / 8 * 8..dim;
+    for c in 0..src.len() {
+        let factor = src.factor(c);
+        for (h, out) in out.chunks_exact_mut(dim).enumerate() {
+            let weight = s.splat(weights[h][first + c] * factor);
+            let row = src.row(c, heads.offsets[if SHARED { 0 } else { h }], dim);
+            let (vectors, row_tail) = row.as_chunks::<8>();
+            let (outs, _) = out.as_chunks_mut::<8>();
+            for (o, x) in outs.iter_mut().zip(vectors) {
+                let sum = s.fma(weight, E::load(s, x), s.load(o));
+                s.store(o, sum);
+            }
+            if !tail.is_empty() {
+                let sum = s.fma(
+                    weight,
+                    E::load_partial(s, row_tail),
+                    f32::load_partial(s, &out[tail.clone()]),
+                );
+                let mut lanes = [0.0f32; 8];
+                s.store(&mut lanes, sum);
+                out[tail.clone()].copy_from_slice(&lanes[..tail.len()]);
+            }
+        }
+    }
+}
+
+pub(crate) mod avx512;
+pub(crate) use avx512::Avx512F16c;
+
+/// [`step::run`] compiled with AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn attend(
+    token: Avx2F16c,
+    head: &StepHead<'_>,
+    q: &[f32],
+    cache: &KvCache,
+    out: &mut [f32],
+) {
+    step::run::<Avx2F16c, 72, 24>(token, head, q, cache, out);
+}
