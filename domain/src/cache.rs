@@ -33,10 +33,10 @@
 use alloc::vec::Vec;
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 
 use crate::config::{CacheDtype, Eviction, HeadConfig};
 use crate::error::{AttentionError, ConfigError, ShapeError};
+use crate::f16_conv;
 use crate::numerics::{self, LANES};
 
 /// The head shape and storage policy a cache is built for.
@@ -124,14 +124,14 @@ impl Row<'_> {
                 let mut q_chunks = q.chunks_exact(LANES);
                 let mut r_chunks = r.chunks_exact(LANES);
                 for (qc, rc) in (&mut q_chunks).zip(&mut r_chunks) {
-                    rc.convert_to_f32_slice(&mut wide);
+                    f16_conv::widen_slice(rc, &mut wide);
                     for lane in 0..LANES {
                         acc[lane] += qc[lane] * wide[lane];
                     }
                 }
                 let mut sum = 0.0f32;
                 for (x, h) in q_chunks.remainder().iter().zip(r_chunks.remainder()) {
-                    sum += x * h.to_f32();
+                    sum += x * f16_conv::widen(*h);
                 }
                 acc.iter().fold(sum, |s, a| s + a)
             }
@@ -152,7 +152,7 @@ impl Row<'_> {
                 let mut o_chunks = out.chunks_exact_mut(LANES);
                 let mut r_chunks = r.chunks_exact(LANES);
                 for (oc, rc) in (&mut o_chunks).zip(&mut r_chunks) {
-                    rc.convert_to_f32_slice(&mut wide);
+                    f16_conv::widen_slice(rc, &mut wide);
                     numerics::axpy(oc, weight, &wide);
                 }
                 for (o, h) in o_chunks
@@ -160,7 +160,7 @@ impl Row<'_> {
                     .iter_mut()
                     .zip(r_chunks.remainder())
                 {
-                    *o += weight * h.to_f32();
+                    *o += weight * f16_conv::widen(*h);
                 }
             }
         }
@@ -174,7 +174,7 @@ impl Row<'_> {
     pub fn to_f32(&self, out: &mut [f32]) {
         match self {
             Self::F32(r) => out.copy_from_slice(r),
-            Self::F16(r) => r.convert_to_f32_slice(out),
+            Self::F16(r) => f16_conv::widen_slice(r, out),
         }
     }
 }
@@ -228,8 +228,8 @@ impl Store {
             }
             Self::F16(v) => {
                 let dst = &mut v[start..start + x.len()];
-                dst.convert_from_f32_slice(x);
-                dst.convert_to_f32_slice(stored);
+                f16_conv::narrow_slice(x, dst);
+                f16_conv::widen_slice(dst, stored);
             }
         }
     }

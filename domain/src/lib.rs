@@ -16,6 +16,7 @@ pub mod cache;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod f16_conv;
 pub mod numerics;
 pub mod pattern;
 pub mod port;
