@@ -22,7 +22,9 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Instant;
 
-use aether_domain::{AttentionBackend, CacheDtype, CacheLayout, HeadConfig, KvCache, Tensor};
+use aether_domain::{
+    AttentionBackend, CacheDtype, CacheLayout, HeadConfig, KvCache, SparsePattern, Tensor,
+};
 use aether_engine::Backend;
 use aether_engine::tracks::Tracks;
 use aether_sparse::SparseBackend;
@@ -133,6 +135,8 @@ pub(crate) struct Results {
     tracks: Vec<TracksRun>,
     /// `(shape, dtype, bytes)` from `CacheLayout::bytes_per_token`.
     bytes_per_token: Vec<(&'static str, CacheDtype, usize)>,
+    /// `(shape, T, mean candidates per timed step)`.
+    candidates: Vec<(&'static str, usize, f64)>,
     notes: Vec<String>,
 }
 
@@ -148,7 +152,7 @@ impl Plan {
         if self.quick {
             Repetitions {
                 warm_up: 1,
-                measured: 5,
+                measured: 11,
             }
         } else {
             Repetitions {
@@ -222,9 +226,16 @@ pub(crate) fn run(plan: Plan) -> Results {
                 .push((shape.name, dtype, layout.bytes_per_token()));
         }
     }
+    for shape in SHAPES {
+        for t in LENGTHS {
+            results
+                .candidates
+                .push((shape.name, t, candidates_per_step(shape, t)));
+        }
+    }
     if plan.quick {
         results.notes.push(format!(
-            "--quick: decode repetitions 5 after 1 warm-up ({STEPS} steps each); tracks f32 only"
+            "--quick: decode repetitions 11 after 1 warm-up ({STEPS} steps each); tracks f32 only"
         ));
     }
     for shape in SHAPES {
@@ -243,6 +254,17 @@ pub(crate) fn run(plan: Plan) -> Results {
         results.tracks.push(tracks(dtype));
     }
     results
+}
+
+/// Mean SPEC §3 candidate count of the positions a timed run at `t` steps
+/// (`t..t + STEPS`): the work a step does, which grows with `log T` by
+/// design, so the flatness target can be read against it.
+fn candidates_per_step(shape: Shape, t: usize) -> f64 {
+    let pattern = SparsePattern::new(&shape.config(CacheDtype::F32)).expect("valid config");
+    let total: usize = (t..t + STEPS)
+        .map(|i| pattern.candidate_count(i, i + 1))
+        .sum();
+    total as f64 / STEPS as f64
 }
 
 /// Our step and ruvllm's at one (shape, dtype, T).
@@ -508,6 +530,51 @@ pub(crate) fn render(results: &Results) -> String {
 
     let _ = writeln!(
         w,
+        "\n== work per step (SPEC §3 candidates of the timed positions; flat per candidate = flatness / candidate ratio) =="
+    );
+    let _ = writeln!(
+        w,
+        "{:<6} {:>10} {:>10} {:>16} {:>21} {:>21}",
+        "shape",
+        format!("T={first}"),
+        format!("T={last}"),
+        "candidate ratio",
+        "flat/candidate f32",
+        "flat/candidate f16"
+    );
+    for shape in SHAPES {
+        let count = |t| {
+            results
+                .candidates
+                .iter()
+                .find(|(name, at, _)| *name == shape.name && *at == t)
+                .map(|(_, _, c)| *c)
+        };
+        let work = ratio(count(last), count(first));
+        let per_candidate = |dtype| {
+            ratio(
+                ratio(
+                    find(results, shape.name, last, "sparse", dtype),
+                    find(results, shape.name, first, "sparse", dtype),
+                ),
+                work,
+            )
+        };
+        let n = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
+        let _ = writeln!(
+            w,
+            "{:<6} {:>10} {:>10} {:>16} {:>21} {:>21}",
+            shape.name,
+            n(count(first)),
+            n(count(last)),
+            cell(work),
+            cell(per_candidate(CacheDtype::F32)),
+            cell(per_candidate(CacheDtype::F16)),
+        );
+    }
+
+    let _ = writeln!(
+        w,
         "\n== cache bytes per token (CacheLayout::bytes_per_token) =="
     );
     for (shape, dtype, bytes) in &results.bytes_per_token {
@@ -630,7 +697,15 @@ pub(crate) fn json(results: &Results) -> Vec<Value> {
             "steps_per_s": r.steps_per_s,
         })
     });
-    steps.chain(tracks).collect()
+    let work = results.candidates.iter().map(|(shape, t, c)| {
+        json!({
+            "bench": "decode_candidates",
+            "shape": shape,
+            "t": t,
+            "candidates_per_step": c,
+        })
+    });
+    steps.chain(tracks).chain(work).collect()
 }
 
 #[cfg(test)]
@@ -659,6 +734,7 @@ mod tests {
                 dtype: CacheDtype::F32,
                 steps_per_s: 500_000.0,
             }],
+            candidates: vec![("A-mqa", 256, 40.0), ("A-mqa", 16384, 50.0)],
             ..Results::default()
         }
     }
@@ -666,7 +742,7 @@ mod tests {
     #[test]
     fn json_rows_have_the_documented_fields() {
         let rows = json(&sample());
-        assert_eq!(rows.len(), 6);
+        assert_eq!(rows.len(), 8);
         assert_eq!(rows[2]["bench"], "decode");
         assert_eq!(rows[2]["shape"], "A-mqa");
         assert_eq!(rows[2]["t"], 16384);
@@ -677,6 +753,30 @@ mod tests {
         assert_eq!(rows[5]["tracks"], 1000);
         assert_eq!(rows[5]["tokens"], 3000);
         assert_eq!(rows[5]["steps_per_s"], 500_000.0);
+        assert_eq!(rows[7]["bench"], "decode_candidates");
+        assert_eq!(rows[7]["t"], 16384);
+        assert_eq!(rows[7]["candidates_per_step"], 50.0);
+    }
+
+    /// 1.1 / (50 / 40) = 0.88 per candidate.
+    #[test]
+    fn flatness_is_also_reported_per_candidate() {
+        let text = render(&sample());
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("A-mqa") && l.contains("1.25x"))
+            .unwrap_or_else(|| panic!("no work row in {text}"));
+        assert!(row.contains("0.88x") && row.contains("1.07x"), "{row}");
+    }
+
+    /// Shape A's window (33 tokens) plus a few `log T` extras, growing
+    /// with T but far slower than T.
+    #[test]
+    fn candidates_grow_logarithmically() {
+        let small = candidates_per_step(SHAPES[1], 256);
+        let large = candidates_per_step(SHAPES[1], 16384);
+        assert!(small > 33.0 && large > small, "{small} {large}");
+        assert!(large / small < 1.5, "{small} {large}");
     }
 
     #[test]
