@@ -36,23 +36,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use aether_domain::{KvCache, Landmark, Row, numerics};
 
 use crate::step::{self, Heads, Kernel, NO_SCORE, Rows, Softmax, StepHead};
-
-/// CPUID leaf 1 ECX: FMA.
-const FMA: u32 = 1 << 12;
-/// CPUID leaf 1 ECX: the OS enabled XSAVE (so XGETBV works).
-const OSXSAVE: u32 = 1 << 27;
-/// CPUID leaf 1 ECX: AVX.
-const AVX: u32 = 1 << 28;
-/// CPUID leaf 1 ECX: F16C (half-precision conversions).
-const F16C: u32 = 1 << 29;
-/// CPUID leaf 7 EBX: AVX2.
-const AVX2: u32 = 1 << 5;
-/// CPUID leaf 7 EBX: AVX-512 Foundation.
-const AVX512F: u32 = 1 << 16;
-/// XCR0: XMM and YMM state saved by the OS.
-const YMM_STATE: u64 = 0b110;
-/// XCR0: additionally opmask, ZMM_Hi256 and Hi16_ZMM state.
-const ZMM_STATE: u64 = 0b1110_0110;
+use crate::x86::{self, exp_constants as exp};
 
 /// Detection not run yet.
 const UNKNOWN: u8 = 0;
@@ -67,21 +51,15 @@ static DETECTED: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 /// What this CPU and OS support, as one of the levels above.
 fn detect() -> u8 {
-    if __cpuid(0).eax < 7 {
+    let Some((xcr0, leaf1, leaf7)) = x86::cpu_features() else {
         return NEITHER;
-    }
-    let leaf1 = __cpuid(1).ecx;
-    let needed = OSXSAVE | AVX | FMA | F16C;
-    if leaf1 & needed != needed {
-        return NEITHER;
-    }
-    // SAFETY: XGETBV needs CR4.OSXSAVE, which the OSXSAVE bit checked above
-    // reports as set.
-    let xcr0 = unsafe { _xgetbv(0) };
-    let leaf7 = __cpuid_count(7, 0).ebx;
-    if xcr0 & YMM_STATE != YMM_STATE || leaf7 & AVX2 == 0 {
+    };
+    let avx2 = xcr0 & x86::YMM_STATE == x86::YMM_STATE
+        && leaf1 & (x86::FMA | x86::F16C) == x86::FMA | x86::F16C
+        && leaf7 & x86::AVX2 != 0;
+    if !avx2 {
         NEITHER
-    } else if xcr0 & ZMM_STATE == ZMM_STATE && leaf7 & AVX512F != 0 {
+    } else if xcr0 & x86::ZMM_STATE == x86::ZMM_STATE && leaf7 & x86::AVX512F != 0 {
         AVX512_LEVEL
     } else {
         AVX2_LEVEL
@@ -245,36 +223,6 @@ impl Avx2F16c {
         // SAFETY: AVX detected.
         unsafe { _mm256_andnot_ps(underflow, self.mul(y, scale)) }
     }
-}
-
-/// The constants of [`numerics::exp`] (Cephes `expf`), so the vector
-/// softmax computes the same polynomial lane by lane.
-#[allow(
-    clippy::excessive_precision,
-    reason = "the published Cephes literals, digit for digit as in numerics::exp"
-)]
-mod exp {
-    /// Below this `e^x` underflows to 0.
-    pub(super) const MIN_ARG: f32 = -87.3;
-    /// Above this `e^x` saturates.
-    pub(super) const MAX_ARG: f32 = 88.7;
-    /// log2(e).
-    pub(super) const LOG2_E: f32 = core::f32::consts::LOG2_E;
-    /// ln 2, high part (exact in f32).
-    pub(super) const LN2_HI: f32 = 0.693_359_375;
-    /// ln 2, low part.
-    pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
-    /// 1.5 * 2^23: adding and subtracting it rounds to an integer.
-    pub(super) const ROUND_MAGIC: f32 = 12_582_912.0;
-    /// The minimax polynomial, highest degree first.
-    pub(super) const POLY: [f32; 6] = [
-        1.987_569_2e-4,
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        5.000_000_1e-1,
-    ];
 }
 
 /// A stored element type: f32, or f16 as its bit pattern.

@@ -52,23 +52,25 @@ pub(crate) mod exp_constants {
 }
 
 /// CPUID leaf 1 ECX: FMA.
-const FMA: u32 = 1 << 12;
+pub(crate) const FMA: u32 = 1 << 12;
 /// CPUID leaf 1 ECX: the OS enabled XSAVE (so XGETBV works).
 const OSXSAVE: u32 = 1 << 27;
 /// CPUID leaf 1 ECX: AVX.
 const AVX: u32 = 1 << 28;
+/// CPUID leaf 1 ECX: F16C (half-precision conversions).
+pub(crate) const F16C: u32 = 1 << 29;
 /// CPUID leaf 7 EBX: AVX2.
-const AVX2: u32 = 1 << 5;
+pub(crate) const AVX2: u32 = 1 << 5;
 /// CPUID leaf 7 EBX: AVX-512 Foundation.
-const AVX512F: u32 = 1 << 16;
+pub(crate) const AVX512F: u32 = 1 << 16;
 /// XCR0: XMM and YMM state saved by the OS.
-const YMM_STATE: u64 = 0b110;
+pub(crate) const YMM_STATE: u64 = 0b110;
 /// XCR0: additionally opmask, ZMM_Hi256 and Hi16_ZMM state.
-const ZMM_STATE: u64 = 0b1110_0110;
+pub(crate) const ZMM_STATE: u64 = 0b1110_0110;
 
 /// XCR0 and the leaf-1 ECX / leaf-7 EBX feature words, or `None` when the
 /// OS does not support XSAVE (then no AVX state is saved at all).
-fn cpu_features() -> Option<(u64, u32, u32)> {
+pub(crate) fn cpu_features() -> Option<(u64, u32, u32)> {
     if __cpuid(0).eax < 7 {
         return None;
     }
