@@ -36,7 +36,7 @@ use half::f16;
 
 use crate::config::{CacheDtype, Eviction, HeadConfig};
 use crate::error::{AttentionError, ConfigError, ShapeError};
-use crate::f16_conv;
+use crate::f16_conv::{self, NarrowFn};
 use crate::numerics::{self, LANES};
 
 /// The head shape and storage policy a cache is built for.
@@ -218,19 +218,16 @@ impl Store {
         }
     }
 
-    /// Stores `x` at `start` and writes what was stored (rounded for f16)
-    /// to `stored`, so block sums add exactly the cached values.
-    fn write(&mut self, start: usize, x: &[f32], stored: &mut [f32]) {
+    /// Stores `x` at `start` (f16 through `narrow`) and writes what was
+    /// stored (rounded for f16) to `stored`, so block sums add exactly the
+    /// cached values.
+    fn write(&mut self, start: usize, x: &[f32], stored: &mut [f32], narrow: NarrowFn) {
         match self {
             Self::F32(v) => {
                 v[start..start + x.len()].copy_from_slice(x);
                 stored.copy_from_slice(x);
             }
-            Self::F16(v) => {
-                let dst = &mut v[start..start + x.len()];
-                f16_conv::narrow_slice(x, dst);
-                f16_conv::widen_slice(dst, stored);
-            }
+            Self::F16(v) => narrow(x, &mut v[start..start + x.len()], stored),
         }
     }
 }
@@ -603,6 +600,23 @@ impl KvCache {
     /// [`AttentionError::CacheFull`] when the cache is full and has no
     /// eviction policy. Either way the cache is unchanged.
     pub fn append(&mut self, k: &[f32], v: &[f32]) -> Result<usize, AttentionError> {
+        self.append_with(k, v, f16_conv::narrow_widen_slice)
+    }
+
+    /// [`append`](Self::append), narrowing rows for an f16 cache with
+    /// `narrow` (unused for f32). Why: the domain's portable conversion is
+    /// all any target gets by itself; a backend that detected F16C passes
+    /// its vectorised one. `narrow` must compute exactly what
+    /// [`f16_conv::narrow_widen_slice`] does.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append); the cache is unchanged on `Err`.
+    pub fn append_with(
+        &mut self,
+        k: &[f32],
+        v: &[f32],
+        narrow: NarrowFn,
+    ) -> Result<usize, AttentionError> {
         let token_len = self.layout.token_len();
         for data in [k, v] {
             if data.len() != token_len {
@@ -640,8 +654,8 @@ impl KvCache {
             heavy.index.insert(position, slot);
         }
         let start = slot * token_len;
-        self.keys.write(start, k, &mut self.stored_k);
-        self.values.write(start, v, &mut self.stored_v);
+        self.keys.write(start, k, &mut self.stored_k, narrow);
+        self.values.write(start, v, &mut self.stored_v, narrow);
         let block_size = self.layout.block_size;
         self.landmarks.add(
             position / block_size,

@@ -109,6 +109,25 @@ pub fn widen_slice(src: &[f16], dst: &mut [f32]) {
     }
 }
 
+/// A way to narrow appended rows into an f16 cache: `dst[i] =
+/// narrow(src[i])` and `stored[i] = widen(dst[i])`, bit for bit as
+/// [`narrow`] and [`widen`] compute them. [`narrow_widen_slice`] is the
+/// portable one; a backend may pass a faster one (F16C) to
+/// [`KvCache::append_with`](crate::KvCache::append_with).
+///
+/// # Panics
+/// An implementation may panic if the three lengths differ.
+pub type NarrowFn = fn(src: &[f32], dst: &mut [f16], stored: &mut [f32]);
+
+/// The portable [`NarrowFn`].
+///
+/// # Panics
+/// If the lengths differ.
+pub fn narrow_widen_slice(src: &[f32], dst: &mut [f16], stored: &mut [f32]) {
+    narrow_slice(src, dst);
+    widen_slice(dst, stored);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,8 @@ pub mod tensor;
 pub use cache::{CacheLayout, KvCache, Landmark, Row};
 pub use config::{BackendKind, CacheDtype, Eviction, HeadConfig};
 pub use error::{AttentionError, ConfigError, ShapeError};
+/// The f16 type of [`Row::F16`], re-exported so backends need not name `half`.
+pub use half::f16;
 pub use pattern::{Candidates, SparsePattern};
 pub use port::AttentionBackend;
 pub use selection::{AttentionPath, Selection, select};

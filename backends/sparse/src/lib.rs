@@ -256,7 +256,11 @@ impl AttentionBackend for SparseBackend {
         out: &mut [f32],
     ) -> Result<(), AttentionError> {
         check::step(&self.config, q, k, v, cache, out)?;
-        cache.append(k.as_slice(), v.as_slice())?;
+        cache.append_with(
+            k.as_slice(),
+            v.as_slice(),
+            step::narrow_fn(self.kernel.isa()),
+        )?;
         let head = step::StepHead {
             pattern: &self.pattern,
             q_heads: self.config.q_heads,

@@ -38,6 +38,7 @@
 //! each cached row is read once per block (four heads, or fewer for the
 //! last block of a head count that is not a multiple of four).
 
+use aether_domain::f16_conv::{self, NarrowFn};
 use aether_domain::{Eviction, KvCache, Landmark, Row, SparsePattern, numerics};
 
 use crate::Isa;
@@ -286,6 +287,18 @@ pub(crate) fn attend(head: &StepHead<'_>, isa: Isa, q: &[f32], cache: &KvCache, 
     }
     let _ = isa;
     run::<Portable, 56, 16>(Portable, head, q, cache, out);
+}
+
+/// How this backend's appends narrow rows into an f16 cache: F16C when
+/// `isa` is a vector one and the CPU has it, else the portable conversion.
+/// Both give the same bits.
+pub(crate) fn narrow_fn(isa: Isa) -> NarrowFn {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Portable {
+        return crate::step_x86::narrow_fn();
+    }
+    let _ = isa;
+    f16_conv::narrow_widen_slice
 }
 
 /// Which positions of the newest query's window the cache holds, and how to

@@ -33,7 +33,8 @@
 use core::arch::x86_64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use aether_domain::{KvCache, Landmark, Row, numerics};
+use aether_domain::f16_conv::{self, NarrowFn};
+use aether_domain::{KvCache, Landmark, Row, f16, numerics};
 
 use crate::step::{self, Heads, Kernel, NO_SCORE, Rows, Softmax, StepHead};
 use crate::x86::{self, exp_constants as exp};
@@ -788,6 +789,53 @@ fn accumulate_any<
 
 pub(crate) mod avx512;
 pub(crate) use avx512::Avx512F16c;
+
+/// The [`NarrowFn`] an f16 cache should append with on this CPU: F16C's
+/// `vcvtps2ph` / `vcvtph2ps` when detected, else the domain's portable
+/// conversion. Why: appending shape A MHA to an f16 cache converts 512
+/// values (k and v narrowed, then widened back for the block sums), which
+/// the portable code does at about half a nanosecond each.
+pub(crate) fn narrow_fn() -> NarrowFn {
+    if Avx2F16c::get().is_some() {
+        narrow_f16c
+    } else {
+        f16_conv::narrow_widen_slice
+    }
+}
+
+/// [`NarrowFn`] through F16C, falling back to the portable conversion
+/// when the CPU lacks it (so the function is safe to call anywhere).
+///
+/// # Panics
+/// If the lengths differ.
+fn narrow_f16c(src: &[f32], dst: &mut [f16], stored: &mut [f32]) {
+    assert!(
+        src.len() == dst.len() && src.len() == stored.len(),
+        "narrow_f16c: lengths differ"
+    );
+    match Avx2F16c::get() {
+        // SAFETY: the token proves AVX and F16C, the callee's features.
+        Some(token) => unsafe { narrow_f16c_unchecked(token, src, dst, stored) },
+        None => f16_conv::narrow_widen_slice(src, dst, stored),
+    }
+}
+
+/// F16C narrowing, 8 values at a time; the tail goes through the portable
+/// conversion, which rounds identically (ties to even, NaNs quieted).
+#[target_feature(enable = "avx,f16c")]
+fn narrow_f16c_unchecked(s: Avx2F16c, src: &[f32], dst: &mut [f16], stored: &mut [f32]) {
+    let (src8, src_tail) = src.as_chunks::<8>();
+    let (dst8, dst_tail) = dst.as_chunks_mut::<8>();
+    let (stored8, stored_tail) = stored.as_chunks_mut::<8>();
+    for ((x, d), w) in src8.iter().zip(dst8).zip(stored8) {
+        let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(s.load(x));
+        // SAFETY: `d` is 8 `f16`s, `#[repr(transparent)]` over `u16`: 16
+        // writable bytes; the store is unaligned.
+        unsafe { _mm_storeu_si128(d.as_mut_ptr().cast(), halves) };
+        s.store(w, _mm256_cvtph_ps(halves));
+    }
+    f16_conv::narrow_widen_slice(src_tail, dst_tail, stored_tail);
+}
 
 /// [`step::run`] compiled with AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -126,6 +126,35 @@ fn f16_storage_rounds_and_sums_what_it_stores() {
     assert_eq!(c.landmark(0).unwrap().key_sum, &[2.0, 6.0]);
 }
 
+/// A backend's narrowing replaces the portable one for the stored rows and
+/// the block sums alike, and is not used for f32 caches.
+#[test]
+fn append_with_narrows_rows_and_sums_through_the_given_function() {
+    fn halve_then_narrow(src: &[f32], dst: &mut [f16], stored: &mut [f32]) {
+        for ((s, d), w) in src.iter().zip(dst).zip(stored) {
+            *d = f16_conv::narrow(s / 2.0);
+            *w = f16_conv::widen(*d);
+        }
+    }
+    let layout = CacheLayout {
+        dtype: CacheDtype::F16,
+        ..LAYOUT
+    };
+    let mut c = KvCache::new(4, layout).unwrap();
+    c.append_with(&[4.0, 8.0], &[2.0, -6.0], halve_then_narrow)
+        .unwrap();
+    assert_eq!(row(c.key(0, 1)), [4.0]);
+    assert_eq!(row(c.value(0, 1)), [-3.0]);
+    assert_eq!(c.landmark(0).unwrap().key_sum, &[2.0, 4.0]);
+    assert_eq!(c.landmark(0).unwrap().value_sum, &[1.0, -3.0]);
+
+    let mut c = KvCache::new(4, LAYOUT).unwrap();
+    c.append_with(&[4.0, 8.0], &[2.0, -6.0], halve_then_narrow)
+        .unwrap();
+    assert_eq!(row(c.key(0, 1)), [8.0]);
+    assert_eq!(c.landmark(0).unwrap().key_sum, &[4.0, 8.0]);
+}
+
 #[test]
 fn sliding_window_keeps_the_newest_tokens() {
     let mut c = KvCache::new(5, with(Eviction::SlidingWindow)).unwrap();

@@ -284,3 +284,48 @@ fn window_only_patterns_match_the_oracle() {
     };
     check(&config, 64, 64, 99);
 }
+
+/// The append-time narrowing this backend picks (F16C on this machine when
+/// it has it) gives the portable conversion's bits on every f16 rounding
+/// boundary, NaN payloads and infinities, over a length that leaves a tail.
+#[test]
+fn narrowing_for_appends_matches_the_portable_conversion() {
+    let mut src = Vec::new();
+    for bits in 0..=0x7C00u16 {
+        let low = aether_domain::f16::from_bits(bits).to_f32().to_bits();
+        let high = aether_domain::f16::from_bits(bits + 1).to_f32().to_bits();
+        let mid = low + (high - low) / 2;
+        for x in [low, mid - 1, mid, mid + 1] {
+            src.push(f32::from_bits(x));
+            src.push(f32::from_bits(x | 0x8000_0000));
+        }
+    }
+    for bits in [
+        0x7F80_0001u32,
+        0x7FC0_0000,
+        0x7FFF_FFFF,
+        0x7FA0_2000,
+        0x7F7F_FFFF,
+    ] {
+        src.push(f32::from_bits(bits));
+        src.push(f32::from_bits(bits | 0x8000_0000));
+    }
+    src.push(1.0);
+    assert!(!src.len().is_multiple_of(8));
+    let run = |narrow: NarrowFn| {
+        let mut dst = vec![aether_domain::f16::ZERO; src.len()];
+        let mut stored = vec![0.0f32; src.len()];
+        narrow(&src, &mut dst, &mut stored);
+        let stored: Vec<u32> = stored.iter().map(|x| x.to_bits()).collect();
+        let dst: Vec<u16> = dst.iter().map(|h| h.to_bits()).collect();
+        (dst, stored)
+    };
+    let want = run(f16_conv::narrow_widen_slice);
+    for isa in [Isa::detect(), Isa::Portable] {
+        let got = run(narrow_fn(isa));
+        for (i, (g, w)) in got.0.iter().zip(&want.0).enumerate() {
+            assert_eq!(g, w, "{isa:?}: input {:#010x}", src[i].to_bits());
+        }
+        assert_eq!(got.1, want.1, "{isa:?}: widened back");
+    }
+}
