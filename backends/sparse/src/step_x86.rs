@@ -23,8 +23,10 @@
 //!
 //! **Invariant:** an [`Avx2F16c`] value exists only after detection found
 //! AVX, AVX2, FMA and F16C with the OS saving YMM state; every `unsafe`
-//! block below relies on that, and loads read exactly the 8 elements of an
-//! array reference (`&[f32; 8]`, `&[u16; 8]`).
+//! block below relies on that, and f16 loads read exactly the 8 elements
+//! of a `&[u16; 8]`. The f32 arithmetic is the prefill's AVX2 [`Simd`]
+//! implementation (`x86.rs`), reached through `Deref`, so there is one
+//! vector vocabulary per ISA.
 
 #[allow(
     clippy::wildcard_imports,
@@ -36,8 +38,9 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use aether_domain::f16_conv::{self, NarrowFn};
 use aether_domain::{KvCache, Landmark, Row, f16, numerics};
 
+use crate::simd::Simd;
 use crate::step::{self, Heads, Kernel, NO_SCORE, Rows, Softmax, StepHead};
-use crate::x86::{self, exp_constants as exp};
+use crate::x86;
 
 /// Detection not run yet.
 const UNKNOWN: u8 = 0;
@@ -80,68 +83,17 @@ fn level() -> u8 {
 
 /// AVX2 + FMA + F16C, 8 f32 lanes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Avx2F16c(());
+pub(crate) struct Avx2F16c(x86::Avx2);
 
 impl Avx2F16c {
     /// The token, when this CPU has the features (detected on first call,
     /// then cached).
     pub(crate) fn get() -> Option<Self> {
-        (level() >= AVX2_LEVEL).then_some(Self(()))
-    }
-
-    #[inline(always)]
-    fn zero(self) -> __m256 {
-        // SAFETY: AVX detected (the token exists).
-        unsafe { _mm256_setzero_ps() }
-    }
-
-    #[inline(always)]
-    fn splat(self, x: f32) -> __m256 {
-        // SAFETY: AVX detected.
-        unsafe { _mm256_set1_ps(x) }
-    }
-
-    #[inline(always)]
-    fn load(self, src: &[f32; 8]) -> __m256 {
-        // SAFETY: AVX detected; `src` is 8 readable values.
-        unsafe { _mm256_loadu_ps(src.as_ptr()) }
-    }
-
-    #[inline(always)]
-    fn store(self, dst: &mut [f32; 8], v: __m256) {
-        // SAFETY: AVX detected; `dst` is 8 writable values.
-        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
-    }
-
-    #[inline(always)]
-    fn add(self, a: __m256, b: __m256) -> __m256 {
-        // SAFETY: AVX detected.
-        unsafe { _mm256_add_ps(a, b) }
-    }
-
-    #[inline(always)]
-    fn sub(self, a: __m256, b: __m256) -> __m256 {
-        // SAFETY: AVX detected.
-        unsafe { _mm256_sub_ps(a, b) }
-    }
-
-    #[inline(always)]
-    fn mul(self, a: __m256, b: __m256) -> __m256 {
-        // SAFETY: AVX detected.
-        unsafe { _mm256_mul_ps(a, b) }
-    }
-
-    #[inline(always)]
-    fn max(self, a: __m256, b: __m256) -> __m256 {
-        // SAFETY: AVX detected.
-        unsafe { _mm256_max_ps(a, b) }
-    }
-
-    /// `a * b + c`, fused.
-    #[inline(always)]
-    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
-        // SAFETY: FMA detected.
-        unsafe { _mm256_fmadd_ps(a, b, c) }
+        (level() >= AVX2_LEVEL).then(|| {
+            // SAFETY: this level means `detect` found AVX2 and FMA with YMM
+            // state saved.
+            Self(unsafe { x86::Avx2::assume_detected() })
+        })
     }
 
     /// Lane `k` of the result is the sum of the lanes of `v[k]`.
@@ -167,62 +119,16 @@ impl Avx2F16c {
         let high = unsafe { _mm256_permute2f128_ps::<0x31>(ab, cd) };
         self.add(low, high)
     }
+}
 
-    /// Largest lane.
-    #[inline(always)]
-    fn reduce_max(self, v: __m256) -> f32 {
-        let mut lanes = [0.0f32; 8];
-        self.store(&mut lanes, v);
-        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
-    }
+/// The arithmetic (`zero`, `load`, `fma`, `exp`, …) is the prefill's AVX2
+/// [`Simd`] vocabulary; this token adds F16C on top.
+impl core::ops::Deref for Avx2F16c {
+    type Target = x86::Avx2;
 
-    /// Sum of the lanes.
     #[inline(always)]
-    fn reduce_add(self, v: __m256) -> f32 {
-        let mut lanes = [0.0f32; 8];
-        self.store(&mut lanes, v);
-        // Pairwise, as a tree: the same rounding on every call.
-        let pairs = [
-            lanes[0] + lanes[4],
-            lanes[1] + lanes[5],
-            lanes[2] + lanes[6],
-            lanes[3] + lanes[7],
-        ];
-        (pairs[0] + pairs[2]) + (pairs[1] + pairs[3])
-    }
-
-    /// `e^x` per lane with the semantics of [`numerics::exp`] (the same
-    /// Cephes polynomial and clamping).
-    #[inline(always)]
-    fn exp(self, x: __m256) -> __m256 {
-        // SAFETY: AVX detected.
-        let underflow = unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(x, self.splat(exp::MIN_ARG)) };
-        let x = self.max(x, self.splat(exp::MIN_ARG));
-        // SAFETY: AVX detected.
-        let x = unsafe { _mm256_min_ps(x, self.splat(exp::MAX_ARG)) };
-        let t = self.fma(x, self.splat(exp::LOG2_E), self.splat(exp::ROUND_MAGIC));
-        let n = self.sub(t, self.splat(exp::ROUND_MAGIC));
-        // SAFETY: FMA detected.
-        let r = unsafe { _mm256_fnmadd_ps(n, self.splat(exp::LN2_HI), x) };
-        // SAFETY: FMA detected.
-        let r = unsafe { _mm256_fnmadd_ps(n, self.splat(exp::LN2_LO), r) };
-        let mut p = self.splat(exp::POLY[0]);
-        for coefficient in &exp::POLY[1..] {
-            p = self.fma(p, r, self.splat(*coefficient));
-        }
-        let y = self.fma(self.mul(p, r), r, self.add(r, self.splat(1.0)));
-        // SAFETY: AVX detected.
-        let t_bits = unsafe { _mm256_castps_si256(t) };
-        // SAFETY: AVX detected.
-        let magic = unsafe { _mm256_set1_epi32(exp::ROUND_MAGIC.to_bits() as i32 - 127) };
-        // SAFETY: AVX2 detected.
-        let biased = unsafe { _mm256_sub_epi32(t_bits, magic) };
-        // SAFETY: AVX2 detected.
-        let bits = unsafe { _mm256_slli_epi32::<23>(biased) };
-        // SAFETY: AVX detected.
-        let scale = unsafe { _mm256_castsi256_ps(bits) };
-        // SAFETY: AVX detected.
-        unsafe { _mm256_andnot_ps(underflow, self.mul(y, scale)) }
+    fn deref(&self) -> &x86::Avx2 {
+        &self.0
     }
 }
 

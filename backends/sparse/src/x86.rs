@@ -108,6 +108,15 @@ impl Avx512 {
         unsafe { _mm512_castpd_ps(mixed) }
     }
 
+    /// The token without reading CPUID again, for a caller whose own
+    /// (cached) detection found the same features.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and the OS must save ZMM state.
+    pub(crate) const unsafe fn assume_detected() -> Self {
+        Self(())
+    }
+
     /// The token, when the CPU has AVX-512F and the OS saves ZMM state.
     pub(crate) fn detect() -> Option<Self> {
         let (xcr0, _, leaf7) = cpu_features()?;
@@ -120,6 +129,15 @@ impl Avx512 {
 pub(crate) struct Avx2(());
 
 impl Avx2 {
+    /// The token without reading CPUID again, for a caller whose own
+    /// (cached) detection found the same features.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA and the OS must save YMM state.
+    pub(crate) const unsafe fn assume_detected() -> Self {
+        Self(())
+    }
+
     /// The token, when the CPU has AVX2 and FMA and the OS saves YMM state.
     pub(crate) fn detect() -> Option<Self> {
         let (xcr0, leaf1, leaf7) = cpu_features()?;

@@ -12,8 +12,8 @@
 //!
 //! **Invariant:** an [`Avx512F16c`] value exists only after detection found
 //! everything [`Avx2F16c`] needs plus AVX-512F with the OS saving ZMM
-//! state; every `unsafe` block below relies on that, and loads read exactly
-//! the 16 elements of an array reference.
+//! state; every `unsafe` block below relies on that, and f16 loads read
+//! exactly the 16 elements of a `&[u16; 16]`.
 
 #[allow(
     clippy::wildcard_imports,
@@ -24,60 +24,31 @@ use core::arch::x86_64::*;
 use aether_domain::{KvCache, Row};
 
 use super::{AVX512_LEVEL, Avx2F16c, Element, Slots, Source, Sums, f16_bits, level, store_group};
+use crate::simd::Simd;
 use crate::step::{self, Heads, Kernel, Rows, Softmax, StepHead};
+use crate::x86;
 
 /// AVX-512F with AVX2, FMA and F16C.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Avx512F16c(());
+pub(crate) struct Avx512F16c(x86::Avx512, Avx2F16c);
 
 impl Avx512F16c {
     /// The token, when this CPU has the features (detected on first call,
     /// then cached).
     pub(crate) fn get() -> Option<Self> {
-        (level() == AVX512_LEVEL).then_some(Self(()))
+        if level() != AVX512_LEVEL {
+            return None;
+        }
+        // SAFETY: this level means `detect` found AVX-512F with ZMM state
+        // saved (as well as everything the AVX2 token needs).
+        let wide = unsafe { x86::Avx512::assume_detected() };
+        Some(Self(wide, Avx2F16c::get()?))
     }
 
-    /// The AVX2 token (AVX-512 detection checked its features too).
+    /// The AVX2 token.
     #[inline(always)]
     const fn avx2(self) -> Avx2F16c {
-        Avx2F16c(())
-    }
-
-    #[inline(always)]
-    fn zero(self) -> __m512 {
-        // SAFETY: AVX-512F detected (the token exists).
-        unsafe { _mm512_setzero_ps() }
-    }
-
-    #[inline(always)]
-    fn splat(self, x: f32) -> __m512 {
-        // SAFETY: AVX-512F detected.
-        unsafe { _mm512_set1_ps(x) }
-    }
-
-    #[inline(always)]
-    fn load(self, src: &[f32; 16]) -> __m512 {
-        // SAFETY: AVX-512F detected; `src` is 16 readable values.
-        unsafe { _mm512_loadu_ps(src.as_ptr()) }
-    }
-
-    #[inline(always)]
-    fn store(self, dst: &mut [f32; 16], v: __m512) {
-        // SAFETY: AVX-512F detected; `dst` is 16 writable values.
-        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) }
-    }
-
-    #[inline(always)]
-    fn mul(self, a: __m512, b: __m512) -> __m512 {
-        // SAFETY: AVX-512F detected.
-        unsafe { _mm512_mul_ps(a, b) }
-    }
-
-    /// `a * b + c`, fused.
-    #[inline(always)]
-    fn fma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
-        // SAFETY: AVX-512F detected (512-bit FMA is part of it).
-        unsafe { _mm512_fmadd_ps(a, b, c) }
+        self.1
     }
 
     /// The two 256-bit halves of `v`, added: 8 lanes with the same total.
@@ -93,6 +64,17 @@ impl Avx512F16c {
         let high = unsafe { _mm256_castpd_ps(high) };
         // SAFETY: AVX detected with AVX-512F.
         unsafe { _mm256_add_ps(low, high) }
+    }
+}
+
+/// The arithmetic (`zero`, `load`, `fma`, …) is the prefill's AVX-512
+/// [`Simd`] vocabulary; this token adds F16C and the AVX2 one on top.
+impl core::ops::Deref for Avx512F16c {
+    type Target = x86::Avx512;
+
+    #[inline(always)]
+    fn deref(&self) -> &x86::Avx512 {
+        &self.0
     }
 }
 
