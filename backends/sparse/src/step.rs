@@ -295,7 +295,7 @@ pub(crate) fn attend(head: &StepHead<'_>, isa: Isa, q: &[f32], cache: &KvCache, 
 pub(crate) fn narrow_fn(isa: Isa) -> NarrowFn {
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Portable {
-        return crate::step_x86::narrow_fn();
+        return crate::step_x86::narrow_f16c;
     }
     let _ = isa;
     f16_conv::narrow_widen_slice
@@ -690,34 +690,25 @@ fn process<K: Kernel, const H: usize, const CAP: usize, const MARKS: usize, cons
     kernel.accumulate::<H, CAP, SHARED>(&value_sums, heads, chunk.tokens, &scores, out);
 }
 
-/// A candidate found in the cache: a slot, or a retained landmark block.
-#[derive(Clone, Copy)]
-enum Resolved {
-    Slot(usize),
-    Landmark(usize),
-}
-
-/// Looks `candidate` up in the cache; `None` when it was evicted.
-fn resolve(cache: &KvCache, candidate: Extra) -> Option<Resolved> {
+/// The key row of a retained candidate, the factor that turns it into the
+/// candidate's key (1 for a token, `1 / count` for a block sum) and the
+/// token's slot; `None` when the candidate was evicted.
+fn retained_key(
+    cache: &KvCache,
+    kv_head: usize,
+    dim: usize,
+    candidate: Extra,
+) -> Option<(Row<'_>, f32, Option<usize>)> {
     match candidate {
-        Extra::Token(j) => cache.slot(j).map(Resolved::Slot),
-        Extra::Landmark(b) => cache.landmark(b).map(|_| Resolved::Landmark(b)),
-    }
-}
-
-/// Key row of a resolved candidate and the factor that turns it into the
-/// candidate's key (1 for a token, `1 / count` for a block sum).
-fn key_of(cache: &KvCache, kv_head: usize, dim: usize, candidate: Resolved) -> (Row<'_>, f32) {
-    match candidate {
-        Resolved::Slot(slot) => (cache.key(slot, kv_head), 1.0),
-        Resolved::Landmark(b) => match cache.landmark(b) {
-            Some(mark) => {
-                let row = &mark.key_sum[kv_head * dim..(kv_head + 1) * dim];
-                (Row::F32(row), 1.0 / mark.count as f32)
-            }
-            // Resolved just before, with no append in between.
-            None => (Row::F32(&[]), 0.0),
-        },
+        Extra::Token(j) => {
+            let slot = cache.slot(j)?;
+            Some((cache.key(slot, kv_head), 1.0, Some(slot)))
+        }
+        Extra::Landmark(b) => {
+            let mark = cache.landmark(b)?;
+            let row = &mark.key_sum[kv_head * dim..(kv_head + 1) * dim];
+            Some((Row::F32(row), 1.0 / mark.count as f32, None))
+        }
     }
 }
 
@@ -754,12 +745,7 @@ pub(crate) fn record_attention(head: &StepHead<'_>, q: &[f32], cache: &mut KvCac
         let kv_head = h / group;
         // A retained candidate's score, with its slot when it is a token.
         let score = |cache: &KvCache, candidate: Extra| {
-            let resolved = resolve(cache, candidate)?;
-            let (key, factor) = key_of(cache, kv_head, dim, resolved);
-            let slot = match resolved {
-                Resolved::Slot(slot) => Some(slot),
-                Resolved::Landmark(_) => None,
-            };
+            let (key, factor, slot) = retained_key(cache, kv_head, dim, candidate)?;
             Some((key.dot(query) * scale * factor, slot))
         };
         let mut max = NO_SCORE;

@@ -35,7 +35,7 @@
 use core::arch::x86_64::*;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use aether_domain::f16_conv::{self, NarrowFn};
+use aether_domain::f16_conv;
 use aether_domain::{KvCache, Landmark, Row, f16, numerics};
 
 use crate::simd::Simd;
@@ -280,28 +280,19 @@ macro_rules! with_source {
     };
 }
 
-/// Runs `$body` with `$v` bound to `head_dim / 8` as a constant for the
-/// common head sizes (rows then fit fixed arrays: no per-vector loop or
-/// bounds check), or evaluates `$other` for any other size.
+/// Runs `$body` with `$v` bound to `$dim / $lanes` as a constant when that
+/// is one of the listed vector counts (rows then fit fixed arrays: no
+/// per-vector loop or bounds check), or evaluates `$other` for any other
+/// head size. Each ISA lists the counts its registers hold.
 macro_rules! with_vectors {
-    ($dim:expr, $v:ident => $body:expr, _ => $other:expr) => {
-        match $dim {
-            8 => {
-                const $v: usize = 1;
-                $body
-            }
-            16 => {
-                const $v: usize = 2;
-                $body
-            }
-            32 => {
-                const $v: usize = 4;
-                $body
-            }
-            64 => {
-                const $v: usize = 8;
-                $body
-            }
+    ($dim:expr, $lanes:expr, [$($n:literal),+], $v:ident => $body:expr, _ => $other:expr) => {
+        match ($dim % $lanes, $dim / $lanes) {
+            $(
+                (0, $n) => {
+                    const $v: usize = $n;
+                    $body
+                }
+            )+
             _ => $other,
         }
     };
@@ -320,7 +311,7 @@ impl Kernel for Avx2F16c {
         // `inline(always)`: an unoptimised build then gives each
         // instantiation its own short-lived frame instead of one frame
         // holding every instantiation's locals at once (megabytes).
-        with_source!(rows, src => with_vectors!(heads.dim,
+        with_source!(rows, src => with_vectors!(heads.dim, 8, [1, 2, 4, 8],
         V => {
             // SAFETY: the token proves AVX2, FMA and F16C.
             unsafe { scores_fixed::<_, _, H, CAP, SHARED, V>(self, &src, heads, first, scores) }
@@ -376,7 +367,7 @@ impl Kernel for Avx2F16c {
         out: &mut [f32],
     ) {
         // Separate functions: see `scores`.
-        with_source!(rows, src => with_vectors!(heads.dim,
+        with_source!(rows, src => with_vectors!(heads.dim, 8, [1, 2, 4, 8],
         V => {
             // SAFETY: the token proves AVX2, FMA and F16C.
             unsafe { accumulate_fixed::<_, _, H, CAP, SHARED, V>(self, &src, heads, first, weights, out) }
@@ -696,25 +687,15 @@ fn accumulate_any<
 pub(crate) mod avx512;
 pub(crate) use avx512::Avx512F16c;
 
-/// The [`NarrowFn`] an f16 cache should append with on this CPU: F16C's
-/// `vcvtps2ph` / `vcvtph2ps` when detected, else the domain's portable
-/// conversion. Why: appending shape A MHA to an f16 cache converts 512
+/// [`NarrowFn`](aether_domain::f16_conv::NarrowFn) through F16C's `vcvtps2ph` / `vcvtph2ps`, falling back to
+/// the portable conversion when the CPU lacks it (so it is safe to call
+/// anywhere). Why: appending shape A MHA to an f16 cache converts 512
 /// values (k and v narrowed, then widened back for the block sums), which
 /// the portable code does at about half a nanosecond each.
-pub(crate) fn narrow_fn() -> NarrowFn {
-    if Avx2F16c::get().is_some() {
-        narrow_f16c
-    } else {
-        f16_conv::narrow_widen_slice
-    }
-}
-
-/// [`NarrowFn`] through F16C, falling back to the portable conversion
-/// when the CPU lacks it (so the function is safe to call anywhere).
 ///
 /// # Panics
 /// If the lengths differ.
-fn narrow_f16c(src: &[f32], dst: &mut [f16], stored: &mut [f32]) {
+pub(crate) fn narrow_f16c(src: &[f32], dst: &mut [f16], stored: &mut [f32]) {
     assert!(
         src.len() == dst.len() && src.len() == stored.len(),
         "narrow_f16c: lengths differ"

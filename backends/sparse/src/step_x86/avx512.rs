@@ -136,28 +136,6 @@ fn dot<const V: usize>(s: Avx512F16c, x: &[__m512; V], q: &[__m512; V]) -> __m25
     s.fold_halves(p)
 }
 
-/// Runs `$body` with `$v` bound to `head_dim / 16` for head sizes 16, 32
-/// and 64, or evaluates `$other` for any other size.
-macro_rules! with_vectors16 {
-    ($dim:expr, $v:ident => $body:expr, _ => $other:expr) => {
-        match $dim {
-            16 => {
-                const $v: usize = 1;
-                $body
-            }
-            32 => {
-                const $v: usize = 2;
-                $body
-            }
-            64 => {
-                const $v: usize = 4;
-                $body
-            }
-            _ => $other,
-        }
-    };
-}
-
 impl Kernel for Avx512F16c {
     #[inline(always)]
     fn scores<const H: usize, const CAP: usize, const SHARED: bool>(
@@ -169,7 +147,7 @@ impl Kernel for Avx512F16c {
     ) {
         // `scores_fixed` is a separate function so that an unoptimised
         // build does not merge every instantiation's frame into one.
-        with_vectors16!(heads.dim,
+        with_vectors!(heads.dim, 16, [1, 2, 4],
             V => with_source!(rows, src => {
                 // SAFETY: the token proves AVX-512F, AVX2, FMA and F16C.
                 unsafe { scores_fixed::<_, _, H, CAP, SHARED, V>(self, &src, heads, first, scores) }
@@ -198,7 +176,7 @@ impl Kernel for Avx512F16c {
         out: &mut [f32],
     ) {
         // Separate function: see `scores`.
-        with_vectors16!(heads.dim,
+        with_vectors!(heads.dim, 16, [1, 2, 4],
             V => with_source!(rows, src => {
                 // SAFETY: the token proves AVX-512F, AVX2, FMA and F16C.
                 unsafe { accumulate_fixed::<_, _, H, CAP, SHARED, V>(self, &src, heads, first, weights, out) }
