@@ -34,7 +34,8 @@ use ruvllm_sparse_attention::{
 };
 use serde_json::{Value, json};
 
-use crate::timing::Repetitions;
+use crate::inputs::random;
+use crate::timing::{self, Repetitions};
 
 /// Cache lengths measured.
 const LENGTHS: [usize; 4] = [256, 1024, 4096, 16384];
@@ -161,19 +162,6 @@ impl Plan {
             }
         }
     }
-}
-
-/// Deterministic values in [-1, 1) (xorshift).
-fn random(seed: u64, len: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 /// A pool of single tokens in both crates' tensor types.
@@ -375,19 +363,8 @@ fn push(
 
 /// Median over repetitions of the mean µs per step; `timed` runs `steps`
 /// steps and returns the seconds they took (set-up excluded).
-fn per_step_us(reps: Repetitions, steps: usize, mut timed: impl FnMut() -> f64) -> f64 {
-    for _ in 0..reps.warm_up {
-        black_box(timed());
-    }
-    let mut seconds: Vec<f64> = (0..reps.measured.max(1)).map(|_| timed()).collect();
-    seconds.sort_by(f64::total_cmp);
-    let mid = seconds.len() / 2;
-    let median = if seconds.len().is_multiple_of(2) {
-        (seconds[mid - 1] + seconds[mid]) / 2.0
-    } else {
-        seconds[mid]
-    };
-    median * 1e6 / steps as f64
+fn per_step_us(reps: Repetitions, steps: usize, timed: impl FnMut() -> f64) -> f64 {
+    timing::median_seconds(reps, timed) * 1e6 / steps as f64
 }
 
 /// Steps per second of shape A MQA over [`TRACKS`] tracks of

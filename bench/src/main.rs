@@ -12,6 +12,7 @@
 
 mod alloc_counter;
 mod decode;
+mod inputs;
 mod plot;
 mod prefill;
 mod report;

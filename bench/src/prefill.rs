@@ -18,6 +18,7 @@ use ruvllm_sparse_attention::{
 };
 
 use crate::alloc_counter;
+use crate::inputs::random;
 use crate::timing::{Repetitions, median_ms};
 
 /// One benchmarked head shape.
@@ -246,20 +247,6 @@ impl Plan {
             }),
         }
     }
-}
-
-/// Deterministic inputs in [-1, 1) (xorshift), the same for every
-/// implementation.
-fn random(seed: u64, len: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 /// The inputs of one (shape, N) in both crates' tensor types.

@@ -5,7 +5,7 @@
 //! plus several repetitions is what the tables and ratios report.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How many times to run each measurement.
 #[derive(Debug, Clone, Copy)]
@@ -20,26 +20,33 @@ pub(crate) struct Repetitions {
 /// `reps.warm_up` unmeasured ones. The result of the last run is returned
 /// too, so callers can check it.
 pub(crate) fn median_ms<R>(reps: Repetitions, mut f: impl FnMut() -> R) -> (f64, R) {
-    for _ in 0..reps.warm_up {
-        black_box(f());
-    }
-    let mut times: Vec<Duration> = Vec::with_capacity(reps.measured);
     let mut last = None;
-    for _ in 0..reps.measured.max(1) {
+    let seconds = median_seconds(reps, || {
         let start = Instant::now();
         let result = black_box(f());
-        times.push(start.elapsed());
+        let elapsed = start.elapsed().as_secs_f64();
         last = Some(result);
-    }
-    times.sort_unstable();
-    let mid = times.len() / 2;
-    let median = if times.len().is_multiple_of(2) {
-        (times[mid - 1] + times[mid]) / 2
-    } else {
-        times[mid]
-    };
+        elapsed
+    });
     let result = last.unwrap_or_else(|| unreachable!("at least one run"));
-    (median.as_secs_f64() * 1e3, result)
+    (seconds * 1e3, result)
+}
+
+/// Median of the seconds `timed` reports over `reps.measured` runs after
+/// `reps.warm_up` unmeasured ones. For runs that time only part of their
+/// work (set-up such as copying a cache excluded).
+pub(crate) fn median_seconds(reps: Repetitions, mut timed: impl FnMut() -> f64) -> f64 {
+    for _ in 0..reps.warm_up {
+        black_box(timed());
+    }
+    let mut seconds: Vec<f64> = (0..reps.measured.max(1)).map(|_| timed()).collect();
+    seconds.sort_by(f64::total_cmp);
+    let mid = seconds.len() / 2;
+    if seconds.len().is_multiple_of(2) {
+        (seconds[mid - 1] + seconds[mid]) / 2.0
+    } else {
+        seconds[mid]
+    }
 }
 
 #[cfg(test)]
@@ -61,5 +68,22 @@ mod tests {
         );
         assert_eq!((calls, last), (5, 5));
         assert!(ms >= 0.0);
+    }
+
+    #[test]
+    fn median_of_reported_seconds_skips_warm_ups() {
+        let mut runs = [9.0, 3.0, 1.0, 2.0, 7.0].into_iter();
+        let reps = Repetitions {
+            warm_up: 1,
+            measured: 4,
+        };
+        // 9.0 is the warm-up; the median of 3, 1, 2, 7 is (2 + 3) / 2.
+        assert_eq!(median_seconds(reps, || runs.next().unwrap()), 2.5);
+        let mut runs = [1.0, 5.0, 4.0].into_iter();
+        let odd = Repetitions {
+            warm_up: 0,
+            measured: 3,
+        };
+        assert_eq!(median_seconds(odd, || runs.next().unwrap()), 4.0);
     }
 }
