@@ -255,7 +255,7 @@ fn f16_step_error_is_bounded() {
             worst = worst.max(f16_error(kind, seed));
         }
     }
-    println!("max-abs error, f16 cache step vs f32 prefill: {worst:.3e} (bound {F16_BOUND:.0e})");
+    println!("max-abs error, f16 cache step vs f32 prefill: {worst:.3e} (bound {F16_BOUND:e})");
     assert!(worst <= F16_BOUND, "{worst}");
     assert!(
         worst > 0.0,
