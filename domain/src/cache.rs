@@ -35,7 +35,7 @@ use alloc::vec::Vec;
 use half::f16;
 
 use crate::config::{CacheDtype, Eviction, HeadConfig};
-use crate::error::{AttentionError, ConfigError, ShapeError};
+use crate::error::{AttentionError, ConfigError, Operand, ShapeError};
 use crate::f16_conv::{self, NarrowFn};
 use crate::numerics::{self, LANES};
 
@@ -595,8 +595,15 @@ impl KvCache {
     /// Appends one token's keys and values (`kv_heads * head_dim` each),
     /// evicting first if the policy says so, and returns the slot it took.
     ///
+    /// An f32 cache stores every value as given; an f16 cache stores NaN
+    /// and ±inf as such but refuses a finite element that f16 would round
+    /// to infinity.
+    ///
     /// # Errors
-    /// [`AttentionError::Shape`] when `k` or `v` has the wrong length,
+    /// Checked in this order, before anything is mutated:
+    /// [`AttentionError::Shape`] when `k` or `v` has the wrong length;
+    /// [`AttentionError::F16Overflow`] (f16 caches) for a finite element
+    /// with `|x| >= 65520`, naming the first one (keys before values);
     /// [`AttentionError::CacheFull`] when the cache is full and has no
     /// eviction policy. Either way the cache is unchanged.
     pub fn append(&mut self, k: &[f32], v: &[f32]) -> Result<usize, AttentionError> {
@@ -629,6 +636,9 @@ impl KvCache {
                 }
                 .into());
             }
+        }
+        if self.layout.dtype == CacheDtype::F16 && (overflows_f16(k) || overflows_f16(v)) {
+            return Err(self.f16_overflow(k, v));
         }
         let position = self.appended;
         let full = AttentionError::CacheFull {
@@ -667,6 +677,30 @@ impl KvCache {
         Ok(slot)
     }
 
+    /// The [`AttentionError::F16Overflow`] for the first element of `k`,
+    /// then `v`, that f16 rounds to infinity. Off the hot path: only called
+    /// once a scan found one.
+    #[cold]
+    fn f16_overflow(&self, k: &[f32], v: &[f32]) -> AttentionError {
+        let head_dim = self.layout.head_dim;
+        let (operand, data) = if overflows_f16(k) {
+            (Operand::Key, k)
+        } else {
+            (Operand::Value, v)
+        };
+        let at = data
+            .iter()
+            .position(|&x| f16_conv::rounds_to_infinity(x))
+            .unwrap_or(0);
+        AttentionError::F16Overflow {
+            operand,
+            position: self.appended,
+            kv_head: at / head_dim,
+            index: at % head_dim,
+            value: data.get(at).copied().unwrap_or(f32::NAN),
+        }
+    }
+
     /// Forgets every token; capacity and layout stay.
     pub fn clear(&mut self) {
         self.appended = 0;
@@ -676,6 +710,15 @@ impl KvCache {
             heavy.mass.fill(0.0);
         }
     }
+}
+
+/// Whether any element of `x` is finite but rounds to infinity in f16.
+/// Branch-free over the row (an OR of comparisons) so it vectorises; runs
+/// on the f32 input before any narrowing, so every ISA decides alike.
+#[inline]
+fn overflows_f16(x: &[f32]) -> bool {
+    x.iter()
+        .fold(false, |any, &e| any | f16_conv::rounds_to_infinity(e))
 }
 
 fn add_assign(sum: &mut [f32], x: &[f32]) {

@@ -197,6 +197,27 @@ pub enum AttentionError {
         /// Bytes requested.
         bytes: usize,
     },
+    /// An f16 cache was handed a finite key or value element that f16
+    /// rounds to infinity (`|x| >= 65520`). Refused rather than stored as
+    /// infinity so that an overflow is a visible input error instead of a
+    /// silent non-finite row; NaN and ±inf themselves are stored as given.
+    /// The first offending element is named (keys before values).
+    #[error(
+        "`{operand}` at position {position}, kv head {kv_head}, element {index} is {value}, \
+         which an f16 cache would store as infinity (finite values must have |x| < 65520)"
+    )]
+    F16Overflow {
+        /// [`Operand::Key`] or [`Operand::Value`].
+        operand: Operand,
+        /// The position the token would have had.
+        position: usize,
+        /// Key/value head of the element.
+        kv_head: usize,
+        /// Index of the element within the head (`< head_dim`).
+        index: usize,
+        /// The offending f32 value.
+        value: f32,
+    },
     /// An output buffer has the wrong length.
     #[error("output buffer has {actual} values but {expected} are needed")]
     OutputLength {

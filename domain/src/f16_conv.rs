@@ -56,6 +56,23 @@ pub fn narrow(x: f32) -> f16 {
     f16::from_bits((magnitude | sign) as u16)
 }
 
+/// The smallest f32 magnitude that [`narrow`] rounds to infinity: 65,520
+/// lies halfway between the largest finite f16 (65,504) and 65,536, and
+/// the tie goes to the even mantissa, which is the carry into infinity.
+pub const F16_OVERFLOW_THRESHOLD: f32 = 65_520.0;
+
+/// True when `x` is finite but [`narrow`] rounds it to ±infinity, i.e.
+/// `|x| >= 65520`. Why a separate predicate: an f16 cache must refuse such
+/// a value *before* it narrows (possibly through F16C), so the decision is
+/// the same on every ISA and nothing is stored on refusal. NaN and ±inf are
+/// not overflows (they are stored as such).
+#[inline(always)]
+#[must_use]
+pub const fn rounds_to_infinity(x: f32) -> bool {
+    let abs = x.to_bits() & 0x7FFF_FFFF;
+    abs >= F16_OVERFLOW_THRESHOLD.to_bits() && abs < f32::INFINITY.to_bits()
+}
+
 /// `h` as f32 (exact), as `f16::to_f32` does.
 #[inline(always)]
 #[must_use]
@@ -206,7 +223,37 @@ mod tests {
                 f16::from_f32(x).to_bits(),
                 "{bits:#010x}"
             );
+            assert_eq!(
+                rounds_to_infinity(x),
+                x.is_finite() && narrow(x).is_infinite(),
+                "{bits:#010x}"
+            );
         }
+    }
+
+    /// The overflow predicate agrees with [`narrow`] around the threshold
+    /// and at the specials, both signs.
+    #[test]
+    fn rounds_to_infinity_is_exactly_where_narrow_overflows() {
+        let threshold = F16_OVERFLOW_THRESHOLD.to_bits();
+        let mut cases = alloc::vec![0, 1, 0x7F80_0000u32, 0x7FC0_0000, 0x7F7F_FFFF];
+        cases.extend(threshold - 4096..threshold + 4096);
+        cases.extend((0..=u32::MAX).step_by(65_521));
+        for bits in cases {
+            for x in [bits, bits ^ 0x8000_0000] {
+                let x = f32::from_bits(x);
+                assert_eq!(
+                    rounds_to_infinity(x),
+                    x.is_finite() && narrow(x).is_infinite(),
+                    "{:#010x}",
+                    x.to_bits()
+                );
+            }
+        }
+        assert!(!rounds_to_infinity(65_519.998));
+        assert!(rounds_to_infinity(-65_520.0));
+        assert!(!rounds_to_infinity(f32::NEG_INFINITY));
+        assert!(!rounds_to_infinity(f32::NAN));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! retention rule, and typed errors that leave the cache unchanged.
 
 use super::*;
+use crate::error::Operand;
+use alloc::string::ToString;
 use alloc::vec;
 
 const LAYOUT: CacheLayout = CacheLayout {
@@ -248,4 +250,76 @@ fn rows_of_both_types_dot_and_accumulate_alike() {
         let expected: Vec<f32> = values.iter().map(|x| 1.0 + 2.0 * x).collect();
         assert_eq!(out, expected, "quarter steps are exact in f16");
     }
+}
+
+/// A finite value that f16 would round to infinity is refused before
+/// anything is stored (70000 used to be stored as +inf).
+#[test]
+fn f16_append_beyond_the_f16_range_is_a_typed_error_and_unchanged() {
+    let layout = CacheLayout {
+        dtype: CacheDtype::F16,
+        ..LAYOUT
+    };
+    let mut c = KvCache::new(4, layout).unwrap();
+    c.append(&[1.0, 2.0], &[3.0, 4.0]).unwrap();
+    let before = c.clone();
+    let err = c
+        .append(&[1.0, 2.0], &[3.0, 70_000.0])
+        .expect_err("70000 rounds to infinity in f16");
+    assert_eq!(
+        err,
+        AttentionError::F16Overflow {
+            operand: Operand::Value,
+            position: 1,
+            kv_head: 1,
+            index: 0,
+            value: 70_000.0
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "`v` at position 1, kv head 1, element 0 is 70000, which an f16 cache \
+         would store as infinity (finite values must have |x| < 65520)"
+    );
+    assert_eq!(c, before);
+    // The portable and a backend's narrowing are never reached: the check
+    // runs on the f32 input first.
+    fn must_not_narrow(_: &[f32], _: &mut [f16], _: &mut [f32]) {
+        panic!("narrowing called for a refused token");
+    }
+    let err = c
+        .append_with(&[-65_520.0, 2.0], &[f32::MAX, 4.0], must_not_narrow)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        AttentionError::F16Overflow {
+            operand: Operand::Key,
+            kv_head: 0,
+            index: 0,
+            ..
+        }
+    ));
+    assert_eq!(c, before);
+    // The largest value below the threshold rounds to 65504 and is kept.
+    let below = f32::from_bits(f16_conv::F16_OVERFLOW_THRESHOLD.to_bits() - 1);
+    c.append(&[below, -below], &[0.0, 0.0]).unwrap();
+    assert_eq!(row(c.key(1, 0)), [65_504.0]);
+    assert_eq!(row(c.key(1, 1)), [-65_504.0]);
+}
+
+/// NaN and infinities are data, not overflows: both dtypes store them, and
+/// an f32 cache takes any finite value.
+#[test]
+fn non_finite_values_are_stored_as_given() {
+    for dtype in [CacheDtype::F32, CacheDtype::F16] {
+        let mut c = KvCache::new(4, CacheLayout { dtype, ..LAYOUT }).unwrap();
+        c.append(&[f32::INFINITY, f32::NEG_INFINITY], &[f32::NAN, 1.0])
+            .unwrap();
+        let (k, v) = (row(c.key(0, 0)), row(c.value(0, 0)));
+        assert_eq!((k[0], v[0].is_nan()), (f32::INFINITY, true), "{dtype:?}");
+        assert_eq!(row(c.key(0, 1)), [f32::NEG_INFINITY]);
+    }
+    let mut c = KvCache::new(4, LAYOUT).unwrap();
+    c.append(&[70_000.0, f32::MAX], &[-1e30, 0.0]).unwrap();
+    assert_eq!(row(c.key(0, 0)), [70_000.0]);
 }
