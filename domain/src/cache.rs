@@ -27,8 +27,25 @@
 //! The cache is shaped by a head ([`CacheLayout::of`]) so a caller cannot
 //! pair it with a backend of another shape without the backend noticing.
 //!
+//! # Non-finite values
+//! An f32 cache stores whatever it is given. An f16 cache stores NaN and
+//! ±inf as such but refuses a finite value that f16 would round to
+//! infinity ([`AttentionError::F16Overflow`]): overflow is an input error,
+//! not a silent infinity. [`KvCache::non_finite_rows`] counts the retained
+//! tokens holding a NaN or ±inf, so a kernel can keep a fast path that
+//! assumes finite rows without scanning.
+//!
 //! **Invariant:** every operation validates before it mutates; an `Err`
 //! leaves the cache exactly as it was.
+//!
+//! **Invariant:** an f16 cache never stores an infinity it was not given;
+//! the overflow check reads the f32 input before any (possibly F16C)
+//! narrowing, so every ISA accepts and refuses the same tokens.
+//!
+//! **Invariant:** [`KvCache::non_finite_rows`] equals the number of
+//! retained slots whose stored key or value rows hold a non-finite element,
+//! after every operation (property-tested against a brute-force count for
+//! every policy and dtype).
 
 use alloc::vec::Vec;
 
@@ -190,10 +207,25 @@ pub struct Landmark<'a> {
     pub count: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Store {
     F32(Vec<f32>),
     F16(Vec<f16>),
+}
+
+/// Bit for bit, so a NaN row equals itself (caches are compared by
+/// contents; IEEE equality would make a cache holding NaN unequal to its
+/// own clone).
+impl PartialEq for Store {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::F32(a), Self::F32(b)) => same_bits(a, b),
+            (Self::F16(a), Self::F16(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Store {
@@ -248,13 +280,24 @@ pub(crate) fn zeroed<T: Clone>(len: usize, zero: T) -> Result<Vec<T>, AttentionE
 const NO_BLOCK: usize = usize::MAX;
 
 /// Running sums of the most recent blocks, in a ring indexed `block % len`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct LandmarkRing {
     block: Vec<usize>,
     count: Vec<usize>,
     key_sums: Vec<f32>,
     value_sums: Vec<f32>,
     token_len: usize,
+}
+
+/// Bit for bit (see [`Store`]'s `PartialEq`).
+impl PartialEq for LandmarkRing {
+    fn eq(&self, other: &Self) -> bool {
+        self.block == other.block
+            && self.count == other.count
+            && same_bits(&self.key_sums, &other.key_sums)
+            && same_bits(&self.value_sums, &other.value_sums)
+            && self.token_len == other.token_len
+    }
 }
 
 impl LandmarkRing {
@@ -315,12 +358,22 @@ impl LandmarkRing {
 
 /// Heavy-hitter bookkeeping: which position each slot holds, an index from
 /// position to slot, and each slot's accumulated attention mass.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct HeavyHitters {
     recent: usize,
     position_of_slot: Vec<usize>,
     mass: Vec<f32>,
     index: crate::position_index::PositionIndex,
+}
+
+/// Bit for bit (see [`Store`]'s `PartialEq`).
+impl PartialEq for HeavyHitters {
+    fn eq(&self, other: &Self) -> bool {
+        self.recent == other.recent
+            && self.position_of_slot == other.position_of_slot
+            && same_bits(&self.mass, &other.mass)
+            && self.index == other.index
+    }
 }
 
 impl HeavyHitters {
@@ -350,7 +403,13 @@ impl HeavyHitters {
 }
 
 /// An f32/f16 cache of keys, values and landmark block sums.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Two caches are equal when their contents are the same bit for bit:
+/// layout, capacity, length, every slot's rows (stale ones included),
+/// landmark sums, heavy-hitter positions, index and masses. A NaN row
+/// equals the same NaN; `0.0` and `-0.0` differ. Scratch buffers are not
+/// compared.
+#[derive(Debug, Clone)]
 pub struct KvCache {
     layout: CacheLayout,
     capacity: usize,
@@ -360,9 +419,29 @@ pub struct KvCache {
     values: Store,
     landmarks: LandmarkRing,
     heavy: Option<HeavyHitters>,
+    /// Per slot: whether its stored key or value rows hold a NaN or ±inf.
+    /// Kept for every slot ever written (stale ones too), so it always
+    /// describes the rows in storage.
+    non_finite: Vec<bool>,
+    /// Retained slots whose `non_finite` flag is set.
+    non_finite_rows: usize,
     /// One token's rows as stored (rounded for f16), reused by `append`.
     stored_k: Vec<f32>,
     stored_v: Vec<f32>,
+}
+
+impl PartialEq for KvCache {
+    fn eq(&self, other: &Self) -> bool {
+        self.layout == other.layout
+            && self.capacity == other.capacity
+            && self.appended == other.appended
+            && self.keys == other.keys
+            && self.values == other.values
+            && self.landmarks == other.landmarks
+            && self.heavy == other.heavy
+            && self.non_finite == other.non_finite
+            && self.non_finite_rows == other.non_finite_rows
+    }
 }
 
 impl KvCache {
@@ -420,6 +499,8 @@ impl KvCache {
             values: Store::zeroed(layout.dtype, values)?,
             landmarks: LandmarkRing::new(capacity.div_ceil(layout.block_size) + 1, token_len)?,
             heavy,
+            non_finite: zeroed(capacity, false)?,
+            non_finite_rows: 0,
             stored_k: zeroed(token_len, 0.0)?,
             stored_v: zeroed(token_len, 0.0)?,
         })
@@ -564,6 +645,18 @@ impl KvCache {
         self.landmarks.get(block)
     }
 
+    /// How many retained tokens have a NaN or ±inf in their stored key or
+    /// value (any kv head). O(1): kept up to date by every append,
+    /// eviction, [`clear`](Self::clear) and
+    /// [`undo_append`](Self::undo_append). Why: a kernel whose fast path
+    /// assumes finite rows can test `non_finite_rows() == 0` instead of
+    /// scanning the cache; the count is exact, so the test is sound.
+    #[inline]
+    #[must_use]
+    pub const fn non_finite_rows(&self) -> usize {
+        self.non_finite_rows
+    }
+
     /// Whether backends should report attention weights (heavy-hitter
     /// eviction); when false, [`record_attention`](Self::record_attention)
     /// is a no-op and need not be called.
@@ -637,14 +730,16 @@ impl KvCache {
                 .into());
             }
         }
-        if self.layout.dtype == CacheDtype::F16 && (overflows_f16(k) || overflows_f16(v)) {
+        let (k_scan, v_scan) = (Scan::of(k), Scan::of(v));
+        if self.layout.dtype == CacheDtype::F16 && (k_scan.f16_overflow || v_scan.f16_overflow) {
             return Err(self.f16_overflow(k, v));
         }
         let position = self.appended;
         let full = AttentionError::CacheFull {
             capacity: self.capacity,
         };
-        let slot = if !self.is_full() {
+        let evicting = self.is_full();
+        let slot = if !evicting {
             position
         } else if let Some(heavy) = &mut self.heavy {
             let (slot, evicted) = heavy.victim(position).ok_or(full)?;
@@ -663,6 +758,15 @@ impl KvCache {
             heavy.mass[slot] = 0.0;
             heavy.index.insert(position, slot);
         }
+        // Stored rows are non-finite exactly where the input is: f32 stores
+        // it as is, and f16 maps NaN to NaN, ±inf to ±inf and (overflow
+        // having been refused) every other value to a finite half.
+        let non_finite = k_scan.non_finite || v_scan.non_finite;
+        if evicting {
+            self.non_finite_rows -= usize::from(self.non_finite[slot]);
+        }
+        self.non_finite[slot] = non_finite;
+        self.non_finite_rows += usize::from(non_finite);
         let start = slot * token_len;
         self.keys.write(start, k, &mut self.stored_k, narrow);
         self.values.write(start, v, &mut self.stored_v, narrow);
@@ -683,7 +787,7 @@ impl KvCache {
     #[cold]
     fn f16_overflow(&self, k: &[f32], v: &[f32]) -> AttentionError {
         let head_dim = self.layout.head_dim;
-        let (operand, data) = if overflows_f16(k) {
+        let (operand, data) = if Scan::of(k).f16_overflow {
             (Operand::Key, k)
         } else {
             (Operand::Value, v)
@@ -704,6 +808,7 @@ impl KvCache {
     /// Forgets every token; capacity and layout stay.
     pub fn clear(&mut self) {
         self.appended = 0;
+        self.non_finite_rows = 0;
         self.landmarks.clear();
         if let Some(heavy) = &mut self.heavy {
             heavy.index.clear();
@@ -712,13 +817,36 @@ impl KvCache {
     }
 }
 
-/// Whether any element of `x` is finite but rounds to infinity in f16.
-/// Branch-free over the row (an OR of comparisons) so it vectorises; runs
-/// on the f32 input before any narrowing, so every ISA decides alike.
-#[inline]
-fn overflows_f16(x: &[f32]) -> bool {
-    x.iter()
-        .fold(false, |any, &e| any | f16_conv::rounds_to_infinity(e))
+/// What one pass over an appended row finds.
+#[derive(Clone, Copy)]
+struct Scan {
+    /// Some element is NaN or ±inf.
+    non_finite: bool,
+    /// Some element is finite but rounds to infinity in f16.
+    f16_overflow: bool,
+}
+
+impl Scan {
+    /// Branch-free over the row (ORs of comparisons on the bits) so it
+    /// vectorises; it reads the f32 input before any narrowing, so every
+    /// ISA decides alike.
+    #[inline]
+    fn of(x: &[f32]) -> Self {
+        let (mut non_finite, mut f16_overflow) = (false, false);
+        for &e in x {
+            non_finite |= !e.is_finite();
+            f16_overflow |= f16_conv::rounds_to_infinity(e);
+        }
+        Self {
+            non_finite,
+            f16_overflow,
+        }
+    }
+}
+
+/// Equal lengths and equal bits element by element.
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 fn add_assign(sum: &mut [f32], x: &[f32]) {

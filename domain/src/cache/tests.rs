@@ -6,6 +6,8 @@ use crate::error::Operand;
 use alloc::string::ToString;
 use alloc::vec;
 
+mod properties;
+
 const LAYOUT: CacheLayout = CacheLayout {
     kv_heads: 2,
     head_dim: 1,
@@ -322,4 +324,23 @@ fn non_finite_values_are_stored_as_given() {
     let mut c = KvCache::new(4, LAYOUT).unwrap();
     c.append(&[70_000.0, f32::MAX], &[-1e30, 0.0]).unwrap();
     assert_eq!(row(c.key(0, 0)), [70_000.0]);
+}
+
+/// The count follows the retained tokens: eviction drops a non-finite
+/// token from it, clear resets it.
+#[test]
+fn non_finite_rows_follow_eviction_and_clear() {
+    let mut c = KvCache::new(2, with(Eviction::SlidingWindow)).unwrap();
+    assert_eq!(c.non_finite_rows(), 0);
+    c.append(&[f32::NAN, 0.0], &[0.0, 0.0]).unwrap();
+    c.append(&[0.0, 0.0], &[0.0, f32::NEG_INFINITY]).unwrap();
+    assert_eq!(c.non_finite_rows(), 2);
+    c.append(&[1.0, 0.0], &[0.0, 0.0]).unwrap(); // evicts the NaN token
+    assert_eq!(c.non_finite_rows(), 1);
+    c.append(&[f32::INFINITY, 0.0], &[0.0, 0.0]).unwrap(); // evicts -inf, adds inf
+    assert_eq!(c.non_finite_rows(), 1);
+    c.clear();
+    assert_eq!(c.non_finite_rows(), 0);
+    c.append(&[0.0, 0.0], &[0.0, 0.0]).unwrap();
+    assert_eq!(c.non_finite_rows(), 0, "stale non-finite rows do not count");
 }
