@@ -57,7 +57,7 @@ impl RvneBlob {
         })
     }
 
-    /// Writes a blob from weights in SPEC §4 body order (see
+    /// Writes a blob from weights in body order (`docs/model.md`; see
     /// [`Layout::spans`] for where each matrix starts). For an f16 header
     /// each weight is rounded to the nearest f16 (ties to even).
     ///

@@ -1,9 +1,10 @@
 //! Every way a `.rvne` blob, or a request against one, can be wrong.
 //!
-//! One variant per SPEC §5 check, declared in the order the parser runs the
-//! checks, so a caller (the firmware's `esp_err_t` table, the CLI's exit
-//! codes) can map each failure without parsing a message. The error is
-//! `Copy` and allocation-free so the `no_std` firmware can return it as is.
+//! One variant per parse check (`docs/rvne-format.md`), declared in the
+//! order the parser runs the checks, so a caller (the firmware's
+//! `esp_err_t` table, the CLI's exit codes) can map each failure without
+//! parsing a message. The error is `Copy` and allocation-free so the
+//! `no_std` firmware can return it as is.
 
 /// Why a blob was refused, or why a request against a valid blob failed.
 ///
@@ -65,7 +66,7 @@ pub enum RvneError {
     /// `head_dim`) is zero.
     #[error("header field `{field}` is 0; every dimension must be at least 1")]
     ZeroDimension {
-        /// The header field, as named in SPEC §5.
+        /// The header field, as named in `docs/rvne-format.md`.
         field: &'static str,
     },
     /// Check 7b: `n_kv_heads` does not divide `n_q_heads`, so query heads
@@ -95,7 +96,7 @@ pub enum RvneError {
     /// element size.
     #[error("weights_len is {actual} bytes but the header's shape needs {expected}")]
     WeightsLenMismatch {
-        /// Weight count (SPEC §4) × element size.
+        /// Weight count (`docs/model.md`) × element size.
         expected: usize,
         /// `weights_len` from the header.
         actual: usize,
@@ -103,7 +104,7 @@ pub enum RvneError {
     /// Writer: the number of weights supplied is not the shape's count.
     #[error("{actual} weights supplied but the header's shape has {expected}")]
     WeightCountMismatch {
-        /// Weight count of the header's shape (SPEC §4).
+        /// Weight count of the header's shape (`docs/model.md`).
         expected: usize,
         /// Weights supplied.
         actual: usize,

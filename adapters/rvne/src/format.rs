@@ -8,7 +8,8 @@
 use crate::error::RvneError;
 use crate::layout::Layout;
 
-/// The magic number at offset 0, a little-endian `u32` (SPEC §5).
+/// The magic number at offset 0, a little-endian `u32`
+/// (`docs/rvne-format.md`).
 ///
 /// It spells "RVNE" when the `u32` is read most-significant byte first;
 /// because the field is little-endian, the four bytes on disk are
@@ -75,7 +76,8 @@ impl ElementType {
     }
 }
 
-/// The model shape and element type a blob declares (SPEC §4, §5).
+/// The model shape and element type a blob declares (`docs/model.md`,
+/// `docs/rvne-format.md`).
 ///
 /// Fields are `u16` as on the wire, so no `Header` can hold a value the
 /// format cannot carry. A `Header` may be invalid (say, `n_layers == 0`);
@@ -100,8 +102,8 @@ pub struct Header {
 }
 
 impl Header {
-    /// The default AETHER shape (SPEC §4): D 16, Hq 4, Hkv 1 (MQA), d 32,
-    /// L 2, C 4 — 10,304 weights, a 41,244-byte blob in f32.
+    /// The default AETHER shape (`docs/model.md`): D 16, Hq 4, Hkv 1 (MQA),
+    /// d 32, L 2, C 4 — 10,304 weights, a 41,244-byte blob in f32.
     #[must_use]
     pub const fn default_aether(element_type: ElementType) -> Self {
         Self {
@@ -115,9 +117,10 @@ impl Header {
         }
     }
 
-    /// Checks the SPEC §5 header rules, in SPEC order: non-zero dimensions
-    /// (`input_dim`, `n_q_heads`, `n_kv_heads`, `head_dim`, in that order),
-    /// `n_q_heads % n_kv_heads == 0`, `n_layers >= 1`, `n_classes >= 2`.
+    /// Checks the header rules (check 7 of `docs/rvne-format.md`), in
+    /// order: non-zero dimensions (`input_dim`, `n_q_heads`, `n_kv_heads`,
+    /// `head_dim`, in that order), `n_q_heads % n_kv_heads == 0`,
+    /// `n_layers >= 1`, `n_classes >= 2`.
     ///
     /// # Errors
     ///
@@ -168,7 +171,7 @@ impl Header {
         Layout::new(self)
     }
 
-    /// Number of weights the shape has (SPEC §4).
+    /// Number of weights the shape has (`docs/model.md`).
     ///
     /// # Errors
     ///

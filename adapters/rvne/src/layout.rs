@@ -1,4 +1,5 @@
-//! Where each matrix of SPEC §4 sits in the flat weight body.
+//! Where each matrix of the model (`docs/model.md`) sits in the flat
+//! weight body.
 //!
 //! The body order is the contract between the trainer that writes a blob
 //! and the model that reads it, so it is computed in exactly one place:
@@ -83,7 +84,7 @@ impl Layout {
         let n_layers = header.n_layers as usize;
         let n_classes = header.n_classes as usize;
         // `?` is not available in const fn; each `let Some(..) else` is one
-        // checked step of SPEC §4's count.
+        // checked step of the weight count.
         let Some(q_width) = (header.n_q_heads as usize).checked_mul(head_dim) else {
             return Err(RvneError::SizeOverflow);
         };

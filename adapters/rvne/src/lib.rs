@@ -1,5 +1,5 @@
-//! The `.rvne` weight format (SPEC §5): the one artefact that carries a
-//! trained temporal model from the host to the ESP32 firmware.
+//! The `.rvne` weight format (`docs/rvne-format.md`): the one artefact that
+//! carries a trained temporal model from the host to the ESP32 firmware.
 //!
 //! The crate exists so that both ends of that trip share one parser and one
 //! writer, and so the parser can be trusted with untrusted bytes:
@@ -14,9 +14,9 @@
 //!   blobs through the file system.
 //!
 //! **Invariant:** a value of type [`RvneView`] or [`RvneBlob`] has passed
-//! every SPEC §5 check, so its weight accessors never fail for a reason the
-//! format could have caught. Parsing checks run in exactly the SPEC order
-//! (see [`RvneView::parse`]), each failing with its own [`RvneError`]
+//! every parse check, so its weight accessors never fail for a reason the
+//! format could have caught. Parsing checks run in exactly the documented
+//! order (see [`RvneView::parse`]), each failing with its own [`RvneError`]
 //! variant, with overflow-checked arithmetic on every header field and no
 //! allocation sized by an unchecked length.
 //!

@@ -202,7 +202,7 @@ impl<'a> Matrix<'a> {
     }
 
     /// Writes the row-vector product `y = x·W` (`x.len() == rows()`,
-    /// `y.len() == cols()`), the projection of SPEC §4.
+    /// `y.len() == cols()`), the projection of `docs/model.md`.
     ///
     /// Each `y[c]` is accumulated in `f32` over rows in increasing order,
     /// starting from 0.0, one multiply and one add per weight; a trainer

@@ -1,6 +1,6 @@
 //! The zero-copy parser: the only way untrusted bytes become model weights.
 //!
-//! [`RvneView::parse`] runs the SPEC §5 checks in the SPEC's order and
+//! [`RvneView::parse`] runs the checks of `docs/rvne-format.md` in order and
 //! borrows the input for as long as the view lives, so the firmware can
 //! parse a blob that sits in flash without copying or allocating. Every
 //! length it slices by has been checked against the input length first, so
@@ -28,7 +28,8 @@ pub struct RvneView<'a> {
 impl<'a> RvneView<'a> {
     /// Parses and validates a blob without copying it.
     ///
-    /// Checks, in this order (SPEC §5), stopping at the first failure:
+    /// Checks, in this order (`docs/rvne-format.md`), stopping at the first
+    /// failure:
     ///
     /// 1. length >= 28 — [`RvneError::TooShort`]
     /// 2. magic — [`RvneError::BadMagic`]
@@ -197,14 +198,15 @@ impl<'a> RvneView<'a> {
         self.layout.n_layers()
     }
 
-    /// Weight `index` of the body in SPEC §4 order, or `None` past the end.
+    /// Weight `index` of the body (`docs/model.md` order), or `None` past
+    /// the end.
     #[inline]
     #[must_use]
     pub fn checked_weight(&self, index: usize) -> Option<f32> {
         read_element(self.element_type(), self.weight_bytes(), index)
     }
 
-    /// Weight `index` of the body in SPEC §4 order.
+    /// Weight `index` of the body (`docs/model.md` order).
     ///
     /// # Panics
     ///
@@ -222,14 +224,14 @@ impl<'a> RvneView<'a> {
         }
     }
 
-    /// Iterates over every weight of the body in SPEC §4 order.
+    /// Iterates over every weight of the body (`docs/model.md` order).
     #[must_use]
     pub fn weights(&self) -> Elements<'a> {
         Elements::new(self.weight_bytes(), self.element_type())
     }
 
     /// Decodes the whole body into `out` (`out.len() == weight_count()`),
-    /// in SPEC §4 order.
+    /// in body order (`docs/model.md`).
     ///
     /// # Errors
     ///
@@ -296,7 +298,7 @@ impl<'a> RvneView<'a> {
     }
 
     /// Index of the first NaN or infinite weight, if any. The format does
-    /// not forbid such weights (SPEC §5 lists no such check), but a loader
+    /// not forbid such weights (`docs/rvne-format.md`), but a loader
     /// may want to refuse a model that would only ever output NaN.
     #[must_use]
     pub fn first_non_finite(&self) -> Option<usize> {

@@ -1,10 +1,11 @@
-//! One test per SPEC §5 parse check, plus the ordering between them.
+//! One test per parse check of `docs/rvne-format.md`, plus the ordering
+//! between them.
 //!
 //! Each check test builds a blob that is valid except for the one thing
 //! the check looks at (re-sealing the CRC where the check comes after it),
 //! and asserts the exact typed error. The ordering tests then corrupt a
-//! blob in several ways at once and assert that the earliest check in SPEC
-//! order is the one reported.
+//! blob in several ways at once and assert that the earliest check in the
+//! documented order is the one reported.
 
 use aether_rvne::{
     DEFAULT_SEED, ElementType, FOOTER_LEN, Header, MIN_BLOB_LEN, RvneBlob, RvneError, RvneView,
@@ -285,7 +286,7 @@ fn a_header_prefix_without_room_for_the_crc_is_too_short() {
 /// Breaks one check of a blob in place.
 type Corruption = fn(&mut Vec<u8>);
 
-/// One corruption per check, in SPEC order. Each breaks exactly its own
+/// One corruption per check, in check order. Each breaks exactly its own
 /// check and leaves the earlier ones passing, so applying any set of them
 /// (latest first, so an earlier one wins where two touch the same field)
 /// must report the earliest.
@@ -332,7 +333,7 @@ const CORRUPTIONS: [(&str, Corruption); 13] = [
     }),
 ];
 
-/// The position in SPEC order of the check `error` reports.
+/// The position in check order of the check `error` reports.
 fn check_index(error: RvneError) -> usize {
     match error {
         RvneError::TooShort { .. } => 0,

@@ -1,5 +1,5 @@
 //! The writer and the accessors: sizes, determinism, f32/f16 round trips,
-//! the SPEC §4 layout, typed matrix access and file I/O.
+//! the body layout of `docs/model.md`, typed matrix access and file I/O.
 
 use aether_rvne::{
     DEFAULT_SEED, ElementType, FileError, Header, MatrixKind, MatrixSpan, RvneBlob, RvneError,
