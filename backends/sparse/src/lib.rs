@@ -28,6 +28,9 @@
 
 extern crate alloc;
 
+mod exact;
+#[cfg(test)]
+mod non_finite_tests;
 mod plan;
 mod prefill;
 mod simd;
@@ -244,6 +247,11 @@ impl AttentionBackend for SparseBackend {
         }
         let mut work = prefill::Workspace::new(&problem)?;
         self.kernel.prefill(&problem, &mut work, out.as_mut_slice());
+        exact::repair_prefill(
+            &problem,
+            |kv_head, block| work.landmark_is_finite(kv_head, block, problem.dim),
+            out.as_mut_slice(),
+        )?;
         Ok(out)
     }
 
@@ -267,9 +275,21 @@ impl AttentionBackend for SparseBackend {
             kv_heads: self.config.kv_heads,
             dim: self.config.head_dim,
         };
-        step::attend(&head, self.kernel.isa(), q.as_slice(), cache, out);
+        // The fast kernels only when nothing non-finite can reach them
+        // (O(1) from the cache's count, O(heads × dim) for the query), and
+        // only if their result is finite; otherwise the exact path
+        // (`docs/non-finite.md`).
+        let q = q.as_slice();
+        if cache.non_finite_rows() == 0 && exact::all_finite(q) {
+            let scores_finite = step::attend(&head, self.kernel.isa(), q, cache, out);
+            if !scores_finite || !exact::all_finite(out) {
+                exact::step(&head, q, cache, out);
+            }
+        } else {
+            exact::step(&head, q, cache, out);
+        }
         if cache.tracks_attention() {
-            step::record_attention(&head, q.as_slice(), cache);
+            step::record_attention(&head, q, cache);
         }
         Ok(())
     }

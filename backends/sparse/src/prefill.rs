@@ -168,6 +168,18 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Whether the fast path's f32 mean of `block` (KV head `kv_head`) is
+    /// finite in keys and values (an f32 sum of large finite rows can
+    /// overflow; the exact path then recomputes the rows that use it).
+    pub(crate) fn landmark_is_finite(&self, kv_head: usize, block: usize, dim: usize) -> bool {
+        let (keys, values) = self.landmarks.head(kv_head);
+        let row = block * dim..(block + 1) * dim;
+        keys.get(row.clone()).is_none_or(crate::exact::all_finite)
+            && values.get(row).is_none_or(crate::exact::all_finite)
+    }
+}
+
 /// Landmark means of every block and KV head, computed once per call.
 struct Landmarks {
     /// Key means: `[kv_head][block][dim]`.

@@ -38,6 +38,8 @@
 //! each cached row is read once per block (four heads, or fewer for the
 //! last block of a head count that is not a multiple of four).
 
+use core::cell::Cell;
+
 use aether_domain::f16_conv::{self, NarrowFn};
 use aether_domain::{Eviction, KvCache, Landmark, Row, SparsePattern, numerics};
 
@@ -46,6 +48,13 @@ use crate::plan::{self, Extra};
 
 /// Running maximum before any candidate (finite: see `prefill::NO_SCORE`).
 pub(crate) const NO_SCORE: f32 = -1.0e30;
+
+/// Largest unscaled score magnitude the kernels are trusted with. Beyond
+/// it a score may be infinite, NaN (the SIMD `max` drops NaN and the
+/// vector `exp` clamps) or below the padding lanes' [`NO_SCORE`], which
+/// would then win the maximum; such steps go to the exact path. Real
+/// inputs never come near: it takes elements around 1e14.
+const TRUSTED_SCORE: f32 = 1.0e29;
 
 /// Score entries past a chunk's last candidate: a chunk of `CAP`-entry
 /// score rows holds at most `CAP - SLACK` candidates, so a kernel may store
@@ -264,7 +273,17 @@ impl Kernel for Portable {
 /// `q_heads * dim` values. `isa` is the backend's instruction set:
 /// [`Isa::Avx512`] runs the AVX-512 kernel and [`Isa::Avx2`] the AVX2 one
 /// when this CPU also has F16C (and FMA); anything else runs [`Portable`].
-pub(crate) fn attend(head: &StepHead<'_>, isa: Isa, q: &[f32], cache: &KvCache, out: &mut [f32]) {
+///
+/// Returns `false` when a score was not finite (overflow of large finite
+/// inputs): the kernels' `max` and `exp` are not IEEE-faithful there, so
+/// `out` must then be recomputed by the exact path.
+pub(crate) fn attend(
+    head: &StepHead<'_>,
+    isa: Isa,
+    q: &[f32],
+    cache: &KvCache,
+    out: &mut [f32],
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::step_x86::{self, Avx2F16c, Avx512F16c};
@@ -273,20 +292,18 @@ pub(crate) fn attend(head: &StepHead<'_>, isa: Isa, q: &[f32], cache: &KvCache, 
         {
             // SAFETY: the token exists only after AVX-512F, AVX2, FMA and
             // F16C were detected, the target features of the function.
-            unsafe { step_x86::avx512::attend(token, head, q, cache, out) };
-            return;
+            return unsafe { step_x86::avx512::attend(token, head, q, cache, out) };
         }
         if isa != Isa::Portable
             && let Some(token) = Avx2F16c::get()
         {
             // SAFETY: the token exists only after AVX2, FMA and F16C were
             // detected, the target features `step_x86::attend` enables.
-            unsafe { step_x86::attend(token, head, q, cache, out) };
-            return;
+            return unsafe { step_x86::attend(token, head, q, cache, out) };
         }
     }
     let _ = isa;
-    run::<Portable, 56, 16>(Portable, head, q, cache, out);
+    run::<Portable, 56, 16>(Portable, head, q, cache, out)
 }
 
 /// How this backend's appends narrow rows into an f16 cache: F16C when
@@ -537,6 +554,8 @@ struct Step<'s, 'c> {
     scale: f32,
     /// All candidates fit the first chunk, which is then reused.
     single: bool,
+    /// Cleared when a score was not finite (see [`attend`]).
+    finite: Cell<bool>,
 }
 
 /// The whole step with kernel `K`, score rows of `CAP` entries (a multiple
@@ -550,10 +569,10 @@ pub(crate) fn run<K: Kernel, const CAP: usize, const MARKS: usize>(
     q: &[f32],
     cache: &KvCache,
     out: &mut [f32],
-) {
+) -> bool {
     const { assert!(CAP.is_multiple_of(8) && CAP > SLACK && MARKS > 0 && MARKS <= CAP - SLACK) };
     let Some(i) = cache.len().checked_sub(1) else {
-        return;
+        return true;
     };
     let window = Window::of(head.pattern, cache, i);
     let mut chunk = Chunk::<CAP, MARKS>::new();
@@ -568,6 +587,7 @@ pub(crate) fn run<K: Kernel, const CAP: usize, const MARKS: usize>(
         q,
         scale: 1.0 / libm::sqrtf(head.dim as f32),
         single,
+        finite: Cell::new(true),
     };
     let mut first = 0;
     while first < head.q_heads {
@@ -577,6 +597,7 @@ pub(crate) fn run<K: Kernel, const CAP: usize, const MARKS: usize>(
             _ => block::<K, 1, CAP, MARKS>(kernel, &step, first, &mut chunk, out),
         };
     }
+    step.finite.get()
 }
 
 /// Query heads `first..first + H`; returns `H`.
@@ -674,6 +695,12 @@ fn process<K: Kernel, const H: usize, const CAP: usize, const MARKS: usize, cons
     kernel.scores::<H, CAP, SHARED>(&keys, heads, 0, &mut scores);
     let key_sums = Rows::Sums { marks, keys: true };
     kernel.scores::<H, CAP, SHARED>(&key_sums, heads, chunk.tokens, &mut scores);
+    if !scores
+        .iter()
+        .all(|s| crate::exact::all_below(&s[..chunk.len()], TRUSTED_SCORE))
+    {
+        step.finite.set(false);
+    }
     let correction = kernel.fold(&mut scores, chunk.len(), step.scale, state);
     if started {
         for (out, c) in out.chunks_exact_mut(heads.dim).zip(correction) {
@@ -714,7 +741,7 @@ fn retained_key(
 
 /// Calls `visit` for every candidate of position `i` (of `n`): the window
 /// `lo..=hi`, then the extra tokens and landmarks.
-fn for_each_candidate(
+pub(crate) fn for_each_candidate(
     pattern: &SparsePattern,
     i: usize,
     n: usize,

@@ -732,6 +732,6 @@ pub(crate) fn attend(
     q: &[f32],
     cache: &KvCache,
     out: &mut [f32],
-) {
-    step::run::<Avx2F16c, 72, 24>(token, head, q, cache, out);
+) -> bool {
+    step::run::<Avx2F16c, 72, 24>(token, head, q, cache, out)
 }

@@ -99,19 +99,21 @@ type Variant = (
 fn variants() -> Vec<Variant> {
     let mut list: Vec<Variant> = vec![
         ("portable 56/16", |h, q, c, o| {
-            run::<Portable, 56, 16>(Portable, h, q, c, o);
+            assert!(run::<Portable, 56, 16>(Portable, h, q, c, o));
         }),
         ("portable 16/2", |h, q, c, o| {
-            run::<Portable, 16, 2>(Portable, h, q, c, o);
+            assert!(run::<Portable, 16, 2>(Portable, h, q, c, o));
         }),
-        ("dispatched", |h, q, c, o| attend(h, Isa::detect(), q, c, o)),
+        ("dispatched", |h, q, c, o| {
+            assert!(attend(h, Isa::detect(), q, c, o));
+        }),
     ];
     #[cfg(target_arch = "x86_64")]
     if crate::step_x86::Avx2F16c::get().is_some() {
         list.push(("avx2 72/24", |h, q, c, o| {
             let token = crate::step_x86::Avx2F16c::get().unwrap();
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { crate::step_x86::attend(token, h, q, c, o) };
+            assert!(unsafe { crate::step_x86::attend(token, h, q, c, o) });
         }));
         list.push(("avx2 16/2", |h, q, c, o| {
             let token = crate::step_x86::Avx2F16c::get().unwrap();
