@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the benchmark tables of SPEC §9.
+//! `cargo xtask bench`: the benchmark tables (`docs/quality.md`).
 //!
 //! The measurements live in the `aether-bench` binary (the only crate
 //! allowed to link the published `ruvllm_sparse_attention`); this task

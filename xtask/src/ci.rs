@@ -1,4 +1,4 @@
-//! `cargo xtask ci`: the single test entry point (SPEC §7), run unchanged by
+//! `cargo xtask ci`: the single test entry point, run unchanged by
 //! developers and by `.ci/run`.
 //!
 //! The checks are an ordered list of [`Step`]s built in [`steps`]; adding a
@@ -13,7 +13,8 @@ use crate::{
     step::{self, Outcome, SkipPolicy, Step},
 };
 
-/// The crates that must build without `std` (SPEC §2). This is the one list:
+/// The crates that must build without `std` (ARCHITECTURE.md, "Layers and
+/// dependency rules"). This is the one list:
 /// the `no_std` steps build exactly these, and tidy checks each is a
 /// workspace member.
 pub(crate) const NO_STD_CRATES: &[&str] = &[
@@ -27,7 +28,7 @@ pub(crate) const NO_STD_CRATES: &[&str] = &[
 ];
 
 /// Bare-metal stand-ins for the real `xtensa-esp32s3-none-elf` target, which
-/// needs Espressif's toolchain (SPEC §2). One `no_std` step per target.
+/// needs Espressif's toolchain. One `no_std` step per target.
 pub(crate) const NO_STD_TARGETS: &[&str] =
     &["riscv32imc-unknown-none-elf", "thumbv7em-none-eabihf"];
 
@@ -44,7 +45,7 @@ fn usage() -> String {
         "\
 Usage: cargo xtask ci
 
-Runs, in order, every check CI runs (SPEC §7), one status line each:
+Runs, in order, every check CI runs, one status line each:
   fmt              cargo fmt --all -- --check
   clippy           cargo clippy --workspace --all-targets -- -D warnings
   test             cargo test --workspace
@@ -101,7 +102,8 @@ fn steps() -> Vec<Step> {
     steps
 }
 
-/// SPEC §7's switch: `CI=true` (what GitHub Actions and `.ci/run` set).
+/// The CI switch: `CI=true` (what GitHub Actions and `.ci/run` set) turns
+/// an avoidable skip into a failure.
 fn running_in_ci() -> bool {
     env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }

@@ -27,7 +27,7 @@ pub(crate) enum Outcome {
         reason: String,
         /// How to make the step runnable (a command or short instructions),
         /// when that is possible on this machine. `Some` means the skip was avoidable, which `CI=true`
-        /// turns into a failure (SPEC §7).
+        /// turns into a failure.
         install: Option<String>,
     },
 }

@@ -9,6 +9,7 @@ use std::{
     collections::BTreeSet,
     fs,
     path::{Path, PathBuf},
+    process::Command,
 };
 
 use serde_json::Value;
@@ -20,7 +21,8 @@ use crate::{ci::NO_STD_CRATES, process::cargo, process::project_root};
 /// ship it.
 const MAY_USE_RUVLLM: &[&str] = &["aether-bench", "xtask", "aether-tests"];
 
-/// Crates nothing may depend on: tools, not libraries (SPEC §2).
+/// Crates nothing may depend on: tools, not libraries (ARCHITECTURE.md,
+/// "Layers and dependency rules").
 const LEAVES: &[&str] = &["xtask", "aether-cli"];
 
 /// This file spells out the forbidden patterns, so it is exempt from them.
@@ -31,7 +33,7 @@ fn dependency_direction() {
     let violations = dependency_violations(&workspace_members());
     assert!(
         violations.is_empty(),
-        "dependency rules (SPEC §2) broken:\n  {}",
+        "dependency rules (ARCHITECTURE.md) broken:\n  {}",
         violations.join("\n  ")
     );
 }
@@ -95,6 +97,85 @@ fn no_placeholders_or_should_panic() {
     );
 }
 
+/// Text that cites the team's working spec, which a clone of this
+/// repository does not have. Definitions are cited from `docs/` instead.
+const TEAM_SPEC_CITATIONS: &[&str] = &["SPEC.md", "SPEC §", "../shared"];
+
+/// Where such text may stay: `docs/` (it may say where a definition came
+/// from) and test data (provenance notes of vectors copied from the team).
+const MAY_CITE_TEAM_SPEC: &[&str] = &["docs/", "tests/data/"];
+
+#[test]
+#[ignore = "enabled once every crate cites docs/"]
+fn definitions_are_cited_from_docs() {
+    let mut offenders = Vec::new();
+    for path in tracked_files() {
+        if path == THIS_FILE || MAY_CITE_TEAM_SPEC.iter().any(|dir| path.starts_with(dir)) {
+            continue;
+        }
+        let bytes = fs::read(project_root().join(&path))
+            .unwrap_or_else(|error| panic!("read {path}: {error}"));
+        offenders.extend(team_spec_citations(&path, &bytes));
+    }
+    assert!(
+        offenders.is_empty(),
+        "these lines cite the team's spec, which a clone does not have; cite the \
+         matching file in docs/ instead:\n  {}",
+        offenders.join("\n  ")
+    );
+}
+
+/// The citation rule must catch each pattern, and only those.
+#[test]
+fn team_spec_citations_are_found() {
+    let text = "ok\nsee SPEC.md\nSPEC §3 pattern\n../shared/vectors\nSPEC section\n";
+    assert_eq!(
+        team_spec_citations("a.rs", text.as_bytes()),
+        ["a.rs:2: SPEC.md", "a.rs:3: SPEC §", "a.rs:4: ../shared"]
+    );
+    assert!(team_spec_citations("b.bin", &[0xFF, 0x00, b'S']).is_empty());
+}
+
+/// `path:line: pattern` for every line of `bytes` holding a pattern of
+/// [`TEAM_SPEC_CITATIONS`]. Bytes, not text, so binary files are searched
+/// too instead of failing to decode.
+fn team_spec_citations(path: &str, bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (number, line) in bytes.split(|&byte| byte == b'\n').enumerate() {
+        for pattern in TEAM_SPEC_CITATIONS {
+            let pattern = pattern.as_bytes();
+            if line.windows(pattern.len()).any(|window| window == pattern) {
+                found.push(format!(
+                    "{path}:{}: {}",
+                    number + 1,
+                    String::from_utf8_lossy(pattern)
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Every file git tracks, relative to the workspace root, `/`-separated.
+fn tracked_files() -> Vec<String> {
+    let output = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(project_root())
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git ls-files failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+        .stdout
+        .split(|&byte| byte == 0)
+        .filter(|path| !path.is_empty())
+        .map(|path| String::from_utf8_lossy(path).into_owned())
+        .collect()
+}
+
 /// The rules must catch what they claim to; checked on a made-up workspace.
 #[test]
 fn dependency_rules_catch_each_violation() {
@@ -156,7 +237,7 @@ struct Member {
     dependencies: Vec<String>,
 }
 
-/// Every broken dependency rule (SPEC §2), one line each.
+/// Every broken dependency rule (ARCHITECTURE.md), one line each.
 fn dependency_violations(members: &[Member]) -> Vec<String> {
     let workspace: BTreeSet<&str> = members.iter().map(|member| member.name.as_str()).collect();
     let mut violations = Vec::new();
