@@ -1,11 +1,11 @@
 //! A counting global allocator, so the benchmark can report the peak heap a
 //! call needs beyond its output.
 //!
-//! Why: SPEC §9 asks for peak prefill memory as a measured number, and the
-//! sparse kernel promises scratch within 5% of the input bytes. Wrapping the
-//! system allocator with two atomics (bytes live now, most bytes live since
-//! the last reset) measures exactly that, with no sampling and no
-//! dependency. The counters cost two relaxed atomic operations per
+//! Why: `docs/quality.md` asks for peak prefill memory as a measured
+//! number, and the sparse kernel promises scratch within 5% of the input
+//! bytes. Wrapping the system allocator with two atomics (bytes live now,
+//! most bytes live since the last reset) measures exactly that, with no
+//! sampling and no dependency. The counters cost two relaxed atomic operations per
 //! allocation, which none of the timed kernels do in their hot loops.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -3,16 +3,16 @@
 //! `decode_step` / `decode_step_f16`, plus the throughput of many
 //! concurrent tracks.
 //!
-//! Why it exists: SPEC §9 asks for decode-step time at T = 16384 against
-//! T = 256 (a flat line is the `O(log T)` claim), bytes per cached token
-//! for f32 and f16, and the comparison with the published crate. Both
+//! Why it exists: `docs/quality.md` asks for decode-step time at T = 16384
+//! against T = 256 (a flat line is the `O(log T)` claim), bytes per cached
+//! token for f32 and f16, and the comparison with the published crate. Both
 //! sides get shape A (4 query heads, dim 32, window 32, block 16, causal,
 //! global token 0, log-stride, landmarks) as MHA and MQA, a cache filled
 //! with the same random tokens, and the same per-step work: append the new
 //! token's k/v, then attend from it. A step is about a microsecond, so each
 //! repetition times a few hundred consecutive steps on a fresh copy of the
-//! filled cache (T grows by at most that much) and the median
-//! repetition's mean is reported.
+//! filled cache (T grows by at most that much) and the median repetition's
+//! mean is reported.
 //!
 //! The tracks figure is the realistic host load: 1,000 people followed at
 //! once, each with a ~3,000-token cache, one step per track round-robin,
@@ -244,8 +244,8 @@ pub(crate) fn run(plan: Plan) -> Results {
     results
 }
 
-/// Mean SPEC §3 candidate count of the positions a timed run at `t` steps
-/// (`t..t + STEPS`): the work a step does, which grows with `log T` by
+/// Mean candidate count (`docs/attention.md`) of the positions a timed
+/// run at `t` steps (`t..t + STEPS`): the work a step does, which grows with `log T` by
 /// design, so the flatness target can be read against it.
 fn candidates_per_step(shape: Shape, t: usize) -> f64 {
     let pattern = SparsePattern::new(&shape.config(CacheDtype::F32)).expect("valid config");
@@ -507,7 +507,7 @@ pub(crate) fn render(results: &Results) -> String {
 
     let _ = writeln!(
         w,
-        "\n== work per step (SPEC §3 candidates of the timed positions; flat per candidate = flatness / candidate ratio) =="
+        "\n== work per step (candidates of the timed positions, docs/attention.md; flat per candidate = flatness / candidate ratio) =="
     );
     let _ = writeln!(
         w,

@@ -3,8 +3,8 @@
 //!
 //! Usage: `aether-bench [--quick] [--json FILE] [--plot FILE.svg]`
 //! (`cargo xtask bench` forwards its arguments here). Prints the tables and
-//! the target verdicts of SPEC §9; `--json` writes every measurement,
-//! `--plot` a log-log figure of time against N.
+//! the target verdicts of `docs/quality.md`; `--json` writes every
+//! measurement, `--plot` a log-log figure of time against N.
 //!
 //! Why a binary and not criterion: the comparison is a handful of long
 //! runs whose *ratios* matter, taken in one process so the machine state is
