@@ -1,5 +1,6 @@
-//! Property tests of the SPEC §3 candidate pattern itself, over random
-//! configs: the invariants every backend and the streaming path rely on.
+//! Property tests of the candidate pattern itself (`docs/attention.md`),
+//! over random configs: the invariants every backend and the streaming
+//! path rely on.
 
 use aether_domain::{BackendKind, HeadConfig, SparsePattern};
 use proptest::prelude::*;
@@ -84,7 +85,7 @@ proptest! {
     }
 
     /// Landmark blocks lie entirely outside the window, and are exactly the
-    /// SPEC's p, p-1, p-2, p-4, ... on the left.
+    /// p, p-1, p-2, p-4, ... on the left (`docs/attention.md`).
     #[test]
     fn landmarks_lie_outside_the_window(
         p in arb_pattern(None), n in 1usize..300, i_frac in 0.0f64..1.0,

@@ -1,8 +1,9 @@
-//! The domain's pattern function against the shared spec vectors.
+//! The domain's pattern function against the pattern vectors.
 //!
-//! `data/vectors/pattern.json` was written from an independent reading of
-//! SPEC §3 (see `data/vectors/README.md`); agreeing with it exactly is the
-//! evidence that `SparsePattern` reads the spec the way a second person does.
+//! `data/vectors/pattern.json` was written by a second, independent program
+//! from the definition in `docs/attention.md` (see `data/vectors/README.md`);
+//! agreeing with it exactly is the evidence that `SparsePattern` reads the
+//! definition the way a second person does.
 
 use aether_domain::{BackendKind, HeadConfig, SparsePattern};
 use serde::Deserialize;

@@ -2,10 +2,11 @@
 //! eviction rules of `aether_domain::cache`, for every backend.
 //!
 //! Eviction outputs are checked against an oracle written here from the
-//! documented rule alone: the SPEC §3 candidates of position t, keeping a
-//! token iff it is retained and a landmark iff all B of its tokens are
-//! retained and it is among the ⌈C/B⌉ + 1 most recent blocks; softmax in
-//! f64. Dense attends to every retained token.
+//! documented rule alone (`docs/streaming.md`): the candidates of position
+//! t (`docs/attention.md`), keeping a token iff it is retained and a
+//! landmark iff all B of its tokens are retained and it is among the
+//! ⌈C/B⌉ + 1 most recent blocks; softmax in f64. Dense attends to every
+//! retained token.
 
 use aether_domain::{
     AttentionBackend, AttentionError, BackendKind, CacheDtype, CacheLayout, Eviction, HeadConfig,
@@ -14,7 +15,7 @@ use aether_domain::{
 use aether_engine::Backend;
 use aether_tests::{Rng, max_abs_diff, random_tensor, token};
 
-/// Same bar as prefill (SPEC §9) for f32 caches.
+/// Same bar as prefill (`docs/quality.md`) for f32 caches.
 const EXACT: f32 = 1e-5;
 
 /// f16 keeps 11 significant bits: each cached key and value is off by up
