@@ -3,8 +3,9 @@
 //!
 //! Everything a backend, adapter or test needs to agree on lives in this
 //! crate: the tensor layout, the head configuration and its validation, the
-//! backend-selection rule, the sparse candidate pattern (SPEC §3), the KV
-//! cache that streaming decode appends to, and the [`AttentionBackend`] port.
+//! backend-selection rule, the sparse candidate pattern, the KV cache that
+//! streaming decode appends to, and the [`AttentionBackend`] port. Their
+//! definitions are `docs/attention.md` and `docs/streaming.md`.
 //!
 //! **Invariant:** this crate depends on no other workspace crate and never
 //! on `std` (it is `no_std` + `alloc`), so the firmware can use all of it.

@@ -1,10 +1,10 @@
-//! The sparse candidate pattern of SPEC §3, as pure functions.
+//! The sparse candidate pattern (`docs/attention.md`), as pure functions.
 //!
 //! A query at position `i` attends to a set of *tokens* (local window,
 //! global tokens, log-stride positions `i ± 2^k`) and to a set of *landmark
 //! blocks* (the mean key/value of a whole block of B tokens lying outside
 //! the window). Every backend and test asks this module what the set is, so
-//! there is exactly one reading of the spec in code.
+//! there is exactly one reading of the definition in code.
 //!
 //! **Invariant:** in causal mode the candidates of position `i` depend only
 //! on `i` and the config, never on the sequence length `n`. Streaming decode
@@ -142,7 +142,8 @@ impl SparsePattern {
         g < n && (!self.causal || g <= i)
     }
 
-    /// The last whole block before the window of `i`, if any (SPEC §3's p):
+    /// The last whole block before the window of `i`, if any (`p` in
+    /// `docs/attention.md`):
     /// the largest `b` with `(b+1)B - 1 < i - W`.
     #[must_use]
     pub const fn last_block_before_window(&self, i: usize) -> Option<usize> {

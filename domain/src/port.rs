@@ -16,8 +16,8 @@ pub trait AttentionBackend {
     fn config(&self) -> &HeadConfig;
 
     /// Prefill: attention of every query position over the sequence, with
-    /// the candidate set the backend defines (SPEC §3). Returns a tensor
-    /// shaped like `q`.
+    /// the candidate set the backend defines (`docs/attention.md`). Returns
+    /// a tensor shaped like `q`.
     ///
     /// # Errors
     /// MUST return, before any work: [`AttentionError::HeadCount`] /

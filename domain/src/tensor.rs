@@ -1,9 +1,10 @@
 //! `[seq][heads][dim]` f32 tensors, owned and borrowed.
 //!
-//! Every attention input and output uses this one row-major layout (SPEC §3)
-//! so backends can hand rows to each other without reshaping. Constructors
-//! validate the length against the shape; after that, indexing by
-//! `(token, head)` cannot go out of bounds for in-range arguments.
+//! Every attention input and output uses this one row-major layout
+//! (`docs/attention.md`) so backends can hand rows to each other without
+//! reshaping. Constructors validate the length against the shape; after
+//! that, indexing by `(token, head)` cannot go out of bounds for in-range
+//! arguments.
 
 use alloc::vec::Vec;
 
