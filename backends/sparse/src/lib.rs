@@ -1,4 +1,4 @@
-//! The fast sparse backend: SPEC §3 attention in `O(N (W + log N))` time.
+//! The fast sparse backend: the attention of `docs/attention.md` in `O(N (W + log N))` time.
 //!
 //! Why it exists: this is the product's kernel. It computes exactly the
 //! candidate set of the domain's [`SparsePattern`] (local window, global

@@ -1,4 +1,4 @@
-//! The kernel's reading of the SPEC §3 candidate set: a contiguous window
+//! The kernel's reading of the candidate set (`docs/attention.md`): a contiguous window
 //! plus a few *extras* (tokens and landmark blocks outside it).
 //!
 //! Why it exists: the fast kernel never materialises a query's candidate

@@ -14,7 +14,7 @@ use aether_reference::ReferenceBackend;
 
 use crate::{Isa, IsaUnavailable, SparseBackend};
 
-/// SPEC §3: fast sparse must equal the reference to 1e-5 max-abs (f32
+/// docs/attention.md: fast sparse must equal the reference to 1e-5 max-abs (f32
 /// accumulation against an f64 oracle on O(1) inputs).
 const TOLERANCE: f32 = 1e-5;
 
