@@ -22,67 +22,30 @@ use aether_domain::{AttentionError, KvCache, Tensor, TensorView};
 
 use crate::lanes::{Lanes, Vector};
 use crate::prefill::{self, Scratch};
-use crate::{Head, decode};
+use crate::{Head, Isa, decode};
 
-/// An instruction set the kernels have a copy for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
-    /// The compilation target's baseline.
-    Portable,
-    /// AVX2.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    /// AVX-512F: sixteen query rows per vector in prefill (decode runs the
-    /// AVX2 copy, whose eight lanes already cover a step's rows).
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
+/// Whether this CPU can run `isa`'s copy (always false for the `x86_64`
+/// copies on other architectures).
+pub(crate) fn is_available(isa: Isa) -> bool {
+    match isa {
+        Isa::Portable => true,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::levels().avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86::levels().avx512,
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 => false,
+    }
 }
 
-impl Isa {
-    /// Whether this CPU can run the copy.
-    pub(crate) fn is_supported(self) -> bool {
-        match self {
-            Self::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2 => x86::levels().avx2,
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx512 => x86::levels().avx512,
-        }
+/// `isa` if this CPU supports it, else [`Isa::Portable`]. A backend only
+/// holds an available `isa`; this keeps the invariant local anyway.
+fn or_portable(isa: Isa) -> Isa {
+    if is_available(isa) {
+        isa
+    } else {
+        Isa::Portable
     }
-
-    /// `self` if this CPU supports it, else [`Isa::Portable`].
-    fn or_portable(self) -> Self {
-        if self.is_supported() {
-            self
-        } else {
-            Self::Portable
-        }
-    }
-
-    /// The widest supported copy.
-    pub(crate) fn best() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let levels = x86::levels();
-            if levels.avx512 {
-                return Self::Avx512;
-            }
-            if levels.avx2 {
-                return Self::Avx2;
-            }
-        }
-        Self::Portable
-    }
-
-    /// Every copy this build has (supported or not).
-    #[cfg(test)]
-    pub(crate) const ALL: &[Self] = &[
-        Self::Portable,
-        #[cfg(target_arch = "x86_64")]
-        Self::Avx2,
-        #[cfg(target_arch = "x86_64")]
-        Self::Avx512,
-    ];
 }
 
 /// One KV head's prefill, as compiled for one instruction set.
@@ -118,11 +81,14 @@ pub(crate) fn prefill(
     v: TensorView<'_>,
     out: &mut Tensor,
 ) -> Result<(), AttentionError> {
-    match isa.or_portable() {
+    match or_portable(isa) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => prefill_with(x86::prefill_head_avx512, head, q, k, v, out),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => prefill_with(x86::prefill_head_avx2, head, q, k, v, out),
+        // `or_portable` never yields these off x86_64; no panic path either.
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 => prefill_with(prefill::prefill_head::<Lanes>, head, q, k, v, out),
         Isa::Portable => prefill_with(prefill::prefill_head::<Lanes>, head, q, k, v, out),
     }
 }
@@ -130,9 +96,11 @@ pub(crate) fn prefill(
 /// Streaming decode (see [`decode::step`]) with `isa`'s copy of the kernel
 /// (the portable one when the CPU lacks `isa`).
 pub(crate) fn step(isa: Isa, head: &Head, q: &[f32], cache: &KvCache, out: &mut [f32]) {
-    match isa.or_portable() {
+    match or_portable(isa) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 | Isa::Avx512 => x86::step_avx2(head, q, cache, out),
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 => decode::step(head, q, cache, out),
         Isa::Portable => decode::step(head, q, cache, out),
     }
 }

@@ -40,6 +40,8 @@ pub(crate) trait Vector: Copy + core::fmt::Debug + PartialEq {
     fn mul(self, x: Self) -> Self;
     /// Lane-wise max (a select, so no NaN special cases to vectorise).
     fn max(self, x: Self) -> Self;
+    /// Lane-wise min (a select, like [`max`](Self::max)).
+    fn min(self, x: Self) -> Self;
     /// `e^self` per lane.
     fn exp(self) -> Self;
     /// `e^(self - shift)` per lane.
@@ -53,6 +55,8 @@ pub(crate) trait Vector: Copy + core::fmt::Debug + PartialEq {
     fn mask_rows_after(self, key: usize, limits: &[usize]) -> Self;
     /// Largest lane.
     fn horizontal_max(self) -> f32;
+    /// Smallest lane.
+    fn horizontal_min(self) -> f32;
     /// Sum of the lanes.
     fn horizontal_sum(self) -> f32;
 }
@@ -107,6 +111,11 @@ macro_rules! vector {
             }
 
             #[inline(always)]
+            fn min(self, x: Self) -> Self {
+                Self([$(if x.0[$i] < self.0[$i] { x.0[$i] } else { self.0[$i] }),*])
+            }
+
+            #[inline(always)]
             fn exp(self) -> Self {
                 Self([$(numerics::exp(self.0[$i])),*])
             }
@@ -141,6 +150,19 @@ macro_rules! vector {
                     width /= 2;
                     for i in 0..width {
                         v[i] = if v[i + width] > v[i] { v[i + width] } else { v[i] };
+                    }
+                }
+                v[0]
+            }
+
+            #[inline(always)]
+            fn horizontal_min(self) -> f32 {
+                let mut v = self.0;
+                let mut width = $lanes;
+                while width > 1 {
+                    width /= 2;
+                    for i in 0..width {
+                        v[i] = if v[i + width] < v[i] { v[i + width] } else { v[i] };
                     }
                 }
                 v[0]
@@ -185,6 +207,8 @@ mod tests {
         assert_eq!(a.sub(b).0[0], -1.0);
         assert_eq!(a.mul(b).0[7], 16.0);
         assert_eq!(a.horizontal_max(), 8.0);
+        assert_eq!(a.horizontal_min(), -7.0);
+        assert_eq!(a.min(b).0, [1.0, -2.0, 2.0, 2.0, 0.5, 2.0, -7.0, 2.0]);
         assert_eq!(a.horizontal_sum(), 13.5);
         assert_eq!(a.max(b).0, [2.0, 2.0, 3.0, 4.0, 2.0, 6.0, 2.0, 8.0]);
         assert_eq!(Lanes::ZERO.exp().0, [1.0; 8]);
@@ -207,6 +231,7 @@ mod tests {
     fn sixteen_lanes_reduce_every_lane() {
         let a = Lanes16(core::array::from_fn(|i| i as f32));
         assert_eq!(a.horizontal_max(), 15.0);
+        assert_eq!(a.horizontal_min(), 0.0);
         assert_eq!(a.horizontal_sum(), 120.0);
         let limits: [usize; 16] = core::array::from_fn(|i| i);
         assert_eq!(a.mask_rows_after(15, &limits).0[15], 15.0);

@@ -24,16 +24,27 @@
 //! the baseline target and again inside AVX2 / AVX-512 `#[target_feature]`
 //! functions.
 //!
+//! Non-finite inputs never enter the tiles: packing replaces a token whose
+//! key or value is not finite (or whose key is so large its squared norm
+//! overflows) by zeros, and a query row that is not finite, or large enough
+//! that a score might overflow f32, runs as zeros. Those rows, every row
+//! that can see a replaced token, and any row whose fast result is not
+//! finite are then recomputed by [`crate::exact`]. Why not just mask:
+//! masked lanes of a shared tile still multiply their value by a zero
+//! weight, and `0 * inf` is NaN, which is how a bad future token used to
+//! leak into earlier rows of its tile.
+//!
 //! **Invariant:** a row's output is a convex combination of the values of
 //! exactly the keys `0..=limit` of that row (causal: `limit = i`); masked
-//! and padding keys get weight zero.
+//! and padding keys get weight zero, and the tiles hold only finite values,
+//! so a row's output depends on nothing outside its candidates.
 
 use alloc::vec::Vec;
 
-use aether_domain::{AttentionError, Tensor, TensorView};
+use aether_domain::{AttentionError, Row, Tensor, TensorView, numerics};
 
-use crate::Head;
 use crate::lanes::Vector;
+use crate::{Head, exact};
 
 /// Keys per tile. 32 keys amortise the per-tile max and rescale over 256
 /// row-key pairs while a tile's scores (32 vectors, 1 KiB) stay in L1.
@@ -65,6 +76,22 @@ const PASS: usize = 8;
 const MAX_ROWS: usize = 16;
 
 const _: () = assert!(TILE.is_multiple_of(PASS), "`unroll!` lists cover one pass");
+
+/// Largest `|q|^2 |k|^2` (scaled query, any key of the head) the fast path
+/// accepts: by Cauchy–Schwarz every partial sum of a score is then at most
+/// `1e38` in magnitude, below `f32::MAX` (3.4e38) with room for rounding,
+/// and `s - max` stays above `-2e38`. Rows beyond it take the exact path.
+const SCORE_BOUND_SQUARED: f64 = 1e76;
+
+/// What packing one KV head found out about its tokens.
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    /// The first token whose key or value had to be replaced by zeros
+    /// (`usize::MAX` when none was): every row that sees it is exact.
+    first_replaced: usize,
+    /// Largest squared norm of a kept key (for the score bound).
+    max_key_norm: f32,
+}
 
 /// Prefill scratch, allocated once per `forward` and reused for every KV
 /// head: one head's keys and values copied contiguous and zero-padded to
@@ -118,16 +145,38 @@ impl<V: Vector> Scratch<V> {
         Ok(scratch)
     }
 
-    /// Copies KV head `kv_head` of `k` and `v` in (the padding stays zero).
-    fn pack(&mut self, k: TensorView<'_>, v: TensorView<'_>, kv_head: usize, dim: usize) {
+    /// Copies KV head `kv_head` of `k` and `v` in (the padding stays zero),
+    /// replacing a token by zeros when its key's squared norm is not finite
+    /// (a non-finite or huge element) or its value is not finite.
+    ///
+    /// Why the squared norm: one vectorised pass gives both the finiteness
+    /// test and the bound that keeps scores from overflowing.
+    #[inline(always)]
+    fn pack(&mut self, k: TensorView<'_>, v: TensorView<'_>, kv_head: usize, dim: usize) -> Packed {
+        let mut packed = Packed {
+            first_replaced: usize::MAX,
+            max_key_norm: 0.0,
+        };
         let rows = self
             .keys
             .chunks_exact_mut(dim)
             .zip(self.values.chunks_exact_mut(dim));
         for (j, (key, value)) in rows.take(k.seq()).enumerate() {
-            key.copy_from_slice(k.row(j, kv_head));
-            value.copy_from_slice(v.row(j, kv_head));
+            let (k_row, v_row) = (k.row(j, kv_head), v.row(j, kv_head));
+            let key_norm = numerics::dot(k_row, k_row);
+            if key_norm <= f32::MAX && exact::all_finite(v_row) {
+                key.copy_from_slice(k_row);
+                value.copy_from_slice(v_row);
+                if key_norm > packed.max_key_norm {
+                    packed.max_key_norm = key_norm;
+                }
+            } else {
+                key.fill(0.0);
+                value.fill(0.0);
+                packed.first_replaced = packed.first_replaced.min(j);
+            }
         }
+        packed
     }
 }
 
@@ -247,6 +296,8 @@ fn attend_block<V: Vector>(scratch: &mut Scratch<V>, limits: &[usize]) -> V {
 /// `out`: packs the head, then runs blocks of `V::LANES` rows (row `t` is
 /// position `t / group`, query head `kv_head * group + t % group`; a short
 /// last block repeats its last row in the spare lanes and discards them).
+/// Rows the tiles cannot be trusted with (module docs) go through
+/// [`exact::attend`] instead.
 #[inline(always)]
 pub(crate) fn prefill_head<V: Vector>(
     head: &Head,
@@ -257,30 +308,60 @@ pub(crate) fn prefill_head<V: Vector>(
     scratch: &mut Scratch<V>,
     out: &mut Tensor,
 ) {
-    scratch.pack(k, v, kv_head, head.dim);
+    let packed = scratch.pack(k, v, kv_head, head.dim);
     let seq = q.seq();
     let rows = seq * head.group;
     let locate = |row: usize| (row / head.group, kv_head * head.group + row % head.group);
+    // The query norm a row may have for its scores to stay in range.
+    let scale_squared = f64::from(head.scale) * f64::from(head.scale);
+    let max_query_norm = SCORE_BOUND_SQUARED / (scale_squared * f64::from(packed.max_key_norm));
     let mut first_row = 0;
     while first_row < rows {
         let count = V::LANES.min(rows - first_row);
         let mut limits = [0usize; MAX_ROWS];
         let limits = &mut limits[..V::LANES];
+        // Bit r: row r runs through the tiles (else through the exact path).
+        let mut fast = 0u32;
         for (r, limit) in limits.iter_mut().enumerate() {
             let (position, query_head) = locate(first_row + r.min(count - 1));
             *limit = if head.causal { position } else { seq - 1 };
-            for (query, &x) in scratch.queries.iter_mut().zip(q.row(position, query_head)) {
-                *query.lane_mut(r) = x * head.scale;
+            let query = q.row(position, query_head);
+            let query_norm = numerics::dot(query, query);
+            // NaN compares false, so a NaN norm is not fast either.
+            let trusted = f64::from(query_norm) <= max_query_norm
+                && query_norm <= f32::MAX
+                && *limit < packed.first_replaced;
+            for (lane, &x) in scratch.queries.iter_mut().zip(query) {
+                // A select, not `x * 0`: the query may be NaN or infinite.
+                *lane.lane_mut(r) = if trusted { x * head.scale } else { 0.0 };
             }
+            fast |= u32::from(trusted) << r;
         }
-        let sums = attend_block(scratch, limits);
-        for r in 0..count {
+        let sums = if fast == 0 {
+            V::ZERO
+        } else {
+            attend_block(scratch, limits)
+        };
+        for (r, &limit) in limits.iter().enumerate().take(count) {
             let (position, query_head) = locate(first_row + r);
-            let inverse = 1.0 / sums.lane(r);
             let row = out.row_mut(position, query_head);
-            for (o, acc) in row.iter_mut().zip(&scratch.accumulators) {
-                *o = acc.lane(r) * inverse;
+            if fast & (1 << r) != 0 {
+                let inverse = 1.0 / sums.lane(r);
+                for (o, acc) in row.iter_mut().zip(&scratch.accumulators) {
+                    *o = acc.lane(r) * inverse;
+                }
+                if exact::all_finite(row) {
+                    continue;
+                }
             }
+            exact::attend(
+                q.row(position, query_head),
+                head.exact_scale,
+                limit + 1,
+                |j| Row::F32(k.row(j, kv_head)),
+                |j| Row::F32(v.row(j, kv_head)),
+                row,
+            );
         }
         first_row += count;
     }
