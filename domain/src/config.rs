@@ -1,4 +1,5 @@
-//! The attention head's configuration (`HeadConfig`, SPEC §3).
+//! The attention head's configuration (`HeadConfig`; `docs/attention.md`,
+//! "Head configuration").
 //!
 //! The same struct is read from TOML by the host, built in code by the
 //! firmware, and consulted by every backend, so its field names are the
@@ -16,11 +17,12 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// Fast subquadratic kernel over the SPEC §3 candidate pattern.
+    /// Fast subquadratic kernel over the sparse candidate set
+    /// (`docs/attention.md`).
     Sparse,
     /// Exact attention over every (causal) token.
     Dense,
-    /// Naive enumeration of the SPEC §3 pattern; the test oracle.
+    /// Naive enumeration of the sparse candidate set; the test oracle.
     Reference,
 }
 
@@ -50,8 +52,18 @@ impl CacheDtype {
 /// What a full streaming cache does with the next token. Opt-in: by
 /// default a full cache refuses the token with a typed error, so no
 /// context is ever lost silently.
+///
+/// Read through [`EvictionRepr`]: serde ignores extra keys beside the tag
+/// of an internally tagged *unit* variant even under
+/// `deny_unknown_fields`, so `{ policy = "sliding_window", recent = 64 }`
+/// would load silently as if `recent` meant something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "policy",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "EvictionRepr"
+)]
 pub enum Eviction {
     /// Refuse the token ([`AttentionError::CacheFull`](crate::AttentionError::CacheFull)).
     #[default]
@@ -65,6 +77,27 @@ pub enum Eviction {
         /// Newest tokens never evicted; at least 1 and below the capacity.
         recent: usize,
     },
+}
+
+/// How [`Eviction`] is written: the same tags, but every variant a struct
+/// variant, so `deny_unknown_fields` refuses an unknown key in any of them
+/// (it only applies to variants that have fields).
+#[derive(Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+enum EvictionRepr {
+    None {},
+    SlidingWindow {},
+    HeavyHitter { recent: usize },
+}
+
+impl From<EvictionRepr> for Eviction {
+    fn from(repr: EvictionRepr) -> Self {
+        match repr {
+            EvictionRepr::None {} => Self::None,
+            EvictionRepr::SlidingWindow {} => Self::SlidingWindow,
+            EvictionRepr::HeavyHitter { recent } => Self::HeavyHitter { recent },
+        }
+    }
 }
 
 /// Shape and sparsity pattern of one attention head group.
