@@ -1,119 +1,385 @@
-//! `aether classify`: run a model over frames from a CSV.
+//! `aether classify`: run a model over frames from a CSV, or live from a pipe.
 //!
 //! This is the host-side twin of the firmware's classify call: the same
-//! model code, the same backends, driven from files, so a user can check a
-//! model on recorded frames before flashing it. Prefill mode prints one
-//! line per window (all frames by default; `--window N` cuts consecutive
-//! windows of N frames, hop N, keeping the last partial one); `--stream`
-//! feeds frames one at a time through one KV cache per layer, as the
-//! firmware does, and prints the logits after every frame — the line
-//! for the last frame of a window equals that window's prefill line.
+//! model code, the same backends, driven from files or a pipe, so a user
+//! can check a model on recorded frames before flashing it, or watch it
+//! decide frame by frame on a live feed.
+//!
+//! Prefill mode reads every frame, then prints one result per segment (all
+//! frames by default; `--segment N` cuts consecutive segments of N frames,
+//! hop N, keeping the last partial one). `--stream` reads one line at a
+//! time and feeds each frame through one KV cache per layer, as the
+//! firmware does, printing and flushing the result before it reads the
+//! next line — so a consumer of a pipe that never closes sees every
+//! decision as it is made. The cache holds `--capacity` frames; past that
+//! the head TOML's eviction policy decides what is forgotten, and without
+//! one a full cache is an error naming both ways out.
+//!
+//! The option that was `--window` is `--segment`: the head config has a
+//! `window` too (how far attention looks back), and the two meant
+//! different things under the same word.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use aether_domain::{AttentionBackend as _, AttentionError, BackendKind, Eviction};
+use aether_model::ModelError;
+use clap::{Args, ValueEnum};
 
-use crate::csv::read_frames;
+use crate::csv::{CsvError, FrameReader, is_stdin, origin_of, read_frames};
 use crate::error::CliError;
-use crate::report::decision_and_logits;
-use crate::runtime::{build, describe_config, describe_shape, head_config, read_blob};
+use crate::report::{Output, Row};
+use crate::runtime::{
+    Model, backend_name, build, describe_config, describe_shape, eviction_name, head_config,
+    read_blob,
+};
+
+/// KV-cache capacity of a stream when neither `--capacity` nor `--segment`
+/// says otherwise: 65,536 frames (about 11 minutes at 100 Hz; 32 MiB of
+/// cache for the default model, whose two layers store 256 bytes per frame
+/// each).
+pub(crate) const DEFAULT_CAPACITY: usize = 65_536;
+
+/// Frames per classification above which the dense and reference backends
+/// refuse to run a prefill without `--force`: a prefill prints nothing
+/// until it ends, so a long one looks hung. Dense scores every pair of
+/// frames, O(N²): about 13 s at this length in a release build on a
+/// 2-core machine, four times that per doubling (10^6 frames: half a
+/// day). The reference enumerates the pattern in f64, about 0.5 ms per
+/// frame (9 s here; 10^6 frames: tens of minutes). The sparse backend
+/// does 10^5 frames in about 3 s and has no limit; streaming prints every
+/// frame as it goes, so it needs none either.
+pub(crate) const LONG_INPUT_LIMIT: usize = 16_384;
 
 /// Arguments of `aether classify`.
 #[derive(Debug, Args)]
 pub(crate) struct ClassifyArgs {
-    /// The .rvne model.
+    /// The .rvne model; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
     /// Frames: one per line, input_dim comma-separated numbers; blank lines
     /// and `#` comments are ignored; `-` reads standard input.
     #[arg(long, value_name = "FILE.csv")]
     frames: PathBuf,
-    /// Head config TOML (backend, window, block_size, ...). Default: the
-    /// AETHER sparse head with the blob's q_heads, kv_heads and head_dim.
+    /// Head config TOML (backend, window, block_size, eviction, ...); `-`
+    /// reads standard input. q_heads, kv_heads and head_dim default to the
+    /// blob's. Without it: the AETHER sparse head with the blob's heads.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
-    /// Classify consecutive windows of N frames (hop N; the last, partial
-    /// window included) instead of one window of all frames.
+    /// Classify consecutive segments of N frames (hop N; the last, partial
+    /// segment included) instead of one segment of all frames. With
+    /// --stream the stream restarts at every segment. (Formerly --window.)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    window: Option<u32>,
-    /// Stream: push frames one at a time (one KV cache per layer) and print
-    /// the logits after every frame; with --window the stream restarts at
-    /// every window.
+    segment: Option<u32>,
+    /// The old name of --segment: recognised only to say so.
+    #[arg(
+        long = "window",
+        value_name = "N",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    old_window: Option<String>,
+    /// Stream: read frames as they arrive and write (and flush) one result
+    /// per frame, through one KV cache per layer.
     #[arg(long)]
     stream: bool,
+    /// KV-cache size in frames (with --stream). When it is full, the head
+    /// TOML's `eviction` policy decides which frame to forget; without one,
+    /// a full cache is an error. Default: --segment if given, else 65536.
+    #[arg(long, value_name = "N", requires = "stream",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
+    /// Output format: `text` (aligned, with `#` comment lines), `json`
+    /// (JSON Lines: one object per result) or `csv` (a header row, then
+    /// one row per result).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    format: Format,
+    /// Class names, in logit order, printed with each decision; as many as
+    /// the model has classes.
+    #[arg(long, value_name = "A,B,C", value_parser = parse_classes)]
+    classes: Option<Classes>,
+    /// Run the dense or reference backend on more than 16384 frames per
+    /// classification (slow: dense grows with the square of the length).
+    #[arg(long)]
+    force: bool,
 }
 
-/// Classifies and prints one line per window (or per frame with `--stream`).
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned text with `#` comment lines describing the run.
+    Text,
+    /// JSON Lines: one object per result, nothing else.
+    Json,
+    /// CSV: a header row, then one row per result.
+    Csv,
+}
+
+/// Class names from `--classes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Classes(pub(crate) Vec<String>);
+
+/// Parses `--classes`: comma-separated, non-empty, distinct names.
+pub(crate) fn parse_classes(text: &str) -> Result<Classes, String> {
+    let names: Vec<String> = text.split(',').map(|n| n.trim().to_owned()).collect();
+    if let Some(index) = names.iter().position(String::is_empty) {
+        return Err(format!("class name {} is empty", index + 1));
+    }
+    for (index, name) in names.iter().enumerate() {
+        if names[..index].contains(name) {
+            return Err(format!("class name `{name}` is given twice"));
+        }
+    }
+    Ok(Classes(names))
+}
+
+impl ClassifyArgs {
+    /// Usage mistakes clap cannot see, as one message: the retired
+    /// `--window`, and two file arguments both reading standard input
+    /// (there is only one).
+    pub(crate) fn usage_error(&self) -> Option<String> {
+        if self.old_window.is_some() {
+            return Some(
+                "--window was renamed --segment (frames per classification); the head's \
+                 attention window is the `window` key of the --config TOML"
+                    .to_owned(),
+            );
+        }
+        let stdin: Vec<&str> = [
+            ("--model", Some(&self.model)),
+            ("--frames", Some(&self.frames)),
+            ("--config", self.config.as_ref()),
+        ]
+        .into_iter()
+        .filter(|(_, path)| path.is_some_and(|p| is_stdin(p)))
+        .map(|(name, _)| name)
+        .collect();
+        (stdin.len() > 1).then(|| {
+            let all = if stdin.len() == 2 { "both" } else { "all" };
+            format!(
+                "{} {all} read standard input (`-`); only one file argument can",
+                stdin.join(" and ")
+            )
+        })
+    }
+}
+
+/// Classifies and prints one result per segment (or per frame with `--stream`).
 pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let blob = read_blob(&args.model)?;
     let view = blob.view();
-    let model_name = args.model.display().to_string();
+    let model_name = origin_of(&args.model);
     let (config, origin) = head_config(view.header(), args.config.as_deref())?;
     let head = describe_config(&config);
     let model = build(view, config, &model_name, &origin)?;
-    let frames = read_frames(&args.frames, model.input_dim())?;
-    let frames_name = if args.frames.as_os_str() == "-" {
-        "<stdin>".to_owned()
-    } else {
-        args.frames.display().to_string()
-    };
-
-    let n = frames.len();
-    let window = args.window.map_or(n, |w| w as usize).min(n);
-    let mode = match (args.stream, args.window.is_some()) {
-        (false, false) => "one window of all frames (prefill)".to_owned(),
-        (false, true) => format!("windows of {window} frames, hop {window} (prefill)"),
-        (true, false) => "streaming, one line per frame".to_owned(),
-        (true, true) => {
-            format!("streaming, one line per frame, restarting every {window} frames")
+    let classes = match &args.classes {
+        Some(Classes(names)) if names.len() != model.n_classes() => {
+            return Err(CliError::ClassCount {
+                given: names.len(),
+                model: model_name,
+                classes: model.n_classes(),
+            });
         }
+        Some(Classes(names)) => Some(names.as_slice()),
+        None => None,
     };
-    writeln!(
-        out,
-        "# model {model_name}: {}",
-        describe_shape(model.header())
-    )?;
-    writeln!(out, "# head {head}")?;
-    writeln!(
-        out,
-        "# {n} frames from {frames_name}; {mode}; frames are numbered from 0"
-    )?;
-
-    // Errors below concern a particular frame; name its CSV line.
-    let at_line = |frame: usize, e| {
-        CliError::model(
-            format!("{model_name} on {frames_name}:{}", frames.line(frame)),
-            e,
-        )
+    let mut output = Output::new(out, args.format, classes, model.n_classes());
+    let run = Run {
+        model: &model,
+        model_name: &model_name,
+        config_origin: &origin,
+        head: &head,
+        segment: args.segment.map(|n| n as usize),
     };
     if args.stream {
-        let mut stream = model
-            .stream(window)
-            .map_err(|e| CliError::model(format!("{model_name} with {origin}"), e))?;
-        let mut logits = vec![0.0; model.n_classes()];
-        for t in 0..n {
-            if t % window == 0 {
-                stream.clear();
-            }
-            model
-                .push(&mut stream, frames.frame(t), &mut logits)
-                .map_err(|e| at_line(t, e))?;
-            writeln!(out, "frame {t}  {}", decision_and_logits(&logits))?;
-        }
+        run.stream(args, &mut output)
     } else {
-        for (index, start) in (0..n).step_by(window).enumerate() {
-            let end = (start + window).min(n);
-            let logits = model
-                .classify(frames.span(start..end))
-                .map_err(|e| at_line(start, e))?;
-            writeln!(
-                out,
-                "window {index}  frames {start}-{}  {}",
-                end - 1,
-                decision_and_logits(&logits)
-            )?;
-        }
+        run.prefill(args, &mut output)
     }
-    Ok(())
+}
+
+/// What every mode needs to know about the run.
+struct Run<'a> {
+    model: &'a Model,
+    model_name: &'a str,
+    config_origin: &'a str,
+    /// The head config, described.
+    head: &'a str,
+    segment: Option<usize>,
+}
+
+impl Run<'_> {
+    /// The `#` lines describing the run (text format), then the CSV header
+    /// row (csv format): written once the inputs have been checked, so a
+    /// refused run prints nothing on standard output.
+    fn preamble(&self, output: &mut Output<'_>, input: &str) -> io::Result<()> {
+        output.comment(&format!(
+            "model {}: {}",
+            self.model_name,
+            describe_shape(self.model.header())
+        ))?;
+        output.comment(&format!("head {} (from {})", self.head, self.config_origin))?;
+        output.comment(input)?;
+        output.header()
+    }
+
+    /// Reads every frame, then classifies each segment with one prefill.
+    fn prefill(&self, args: &ClassifyArgs, output: &mut Output<'_>) -> Result<(), CliError> {
+        let frames = read_frames(&args.frames, self.model.input_dim())?;
+        let frames_name = origin_of(&args.frames);
+        let n = frames.len();
+        let segment = self.segment.map_or(n, |s| s.min(n));
+        let backend = self.model.backend().config().backend;
+        if segment > LONG_INPUT_LIMIT && backend != BackendKind::Sparse && !args.force {
+            return Err(CliError::TooLong {
+                backend: backend_name(backend),
+                why: if backend == BackendKind::Dense {
+                    "its cost grows with the square of the length"
+                } else {
+                    "it is the unoptimised f64 oracle"
+                },
+                frames: segment,
+                limit: LONG_INPUT_LIMIT,
+            });
+        }
+        let mode = if self.segment.is_some() {
+            format!("segments of {segment} frames, hop {segment} (prefill)")
+        } else {
+            "one segment of all frames (prefill)".to_owned()
+        };
+        self.preamble(
+            output,
+            &format!("{n} frames from {frames_name}; {mode}; frames are numbered from 0"),
+        )?;
+        for (index, start) in (0..n).step_by(segment).enumerate() {
+            let end = (start + segment).min(n);
+            let logits = self
+                .model
+                .classify(frames.span(start..end))
+                .map_err(|e| self.frame_error(&frames_name, frames.line(start), start, e))?;
+            output.row(&Row {
+                segment: index,
+                first_frame: start,
+                last_frame: end - 1,
+                line: frames.line(end - 1),
+                logits: &logits,
+                streaming: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads one frame at a time and writes (and flushes) its result before
+    /// reading the next.
+    fn stream(&self, args: &ClassifyArgs, output: &mut Output<'_>) -> Result<(), CliError> {
+        let (capacity, capacity_from) = match (args.capacity, self.segment) {
+            (Some(c), _) => (c as usize, "--capacity"),
+            (None, Some(segment)) => (segment, "--segment"),
+            (None, None) => (DEFAULT_CAPACITY, "the default"),
+        };
+        let eviction = self.model.backend().config().eviction;
+        let mut stream = self.model.stream(capacity).map_err(|e| {
+            CliError::model(
+                format!(
+                    "{} with {} (KV cache of {capacity} frames from {capacity_from})",
+                    self.model_name, self.config_origin
+                ),
+                e,
+            )
+        })?;
+        let mut reader = FrameReader::new(
+            open_lines(&args.frames)?,
+            origin_of(&args.frames),
+            self.model.input_dim(),
+        );
+        let restart = match self.segment {
+            Some(s) => format!(", restarting every {s} frames"),
+            None => String::new(),
+        };
+        self.preamble(
+            output,
+            &format!(
+                "frames from {} as they arrive; streaming, one line per frame{restart}; KV \
+                 cache {capacity} frames per layer ({capacity_from}), eviction {}; frames are \
+                 numbered from 0",
+                reader.origin(),
+                eviction_name(eviction)
+            ),
+        )?;
+        output.flush()?;
+        let mut logits = vec![0.0; self.model.n_classes()];
+        let mut t = 0;
+        let mut segment_start = 0;
+        while let Some((frame, line)) = reader.next_frame()? {
+            if self.segment.is_some_and(|s| t > 0 && t % s == 0) {
+                stream.clear();
+                segment_start = t;
+            }
+            if let Err(e) = self.model.push(&mut stream, frame, &mut logits) {
+                let origin = reader.origin().to_owned();
+                return Err(match e {
+                    ModelError::Attention(AttentionError::CacheFull { capacity })
+                        if eviction == Eviction::None =>
+                    {
+                        CliError::CacheFull {
+                            at: format!("{} on {origin}:{line}", self.model_name),
+                            frame: t,
+                            capacity,
+                        }
+                    }
+                    e => self.frame_error(&origin, line, t, e),
+                });
+            }
+            output.row(&Row {
+                segment: self.segment.map_or(0, |s| t / s),
+                first_frame: segment_start,
+                last_frame: t,
+                line,
+                logits: &logits,
+                streaming: true,
+            })?;
+            output.flush()?;
+            t += 1;
+        }
+        Ok(())
+    }
+
+    /// A model error about frame `frame` on CSV line `line`.
+    fn frame_error(&self, origin: &str, line: usize, frame: usize, e: ModelError) -> CliError {
+        CliError::model(
+            format!("{} on {origin}:{line} (frame {frame})", self.model_name),
+            e,
+        )
+    }
+}
+
+/// The frames input as lines: standard input for `-`, else the file.
+fn open_lines(path: &Path) -> Result<Box<dyn BufRead>, CliError> {
+    if is_stdin(path) {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let file = File::open(path).map_err(|source| CsvError::Read {
+        origin: origin_of(path),
+        source,
+    })?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_names_are_checked() {
+        assert_eq!(
+            parse_classes("still, walk ,fall"),
+            Ok(Classes(vec!["still".into(), "walk".into(), "fall".into()]))
+        );
+        assert_eq!(parse_classes("a,,b").unwrap_err(), "class name 2 is empty");
+        assert_eq!(
+            parse_classes("a,b,a").unwrap_err(),
+            "class name `a` is given twice"
+        );
+    }
 }

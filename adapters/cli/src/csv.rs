@@ -9,9 +9,14 @@
 //! (for a bad field) the column and field number, so the user can jump
 //! straight to the problem. No third-party CSV crate: the format is this
 //! small, and quoting or headers would only be ways to get it wrong.
+//!
+//! Two ways in: [`read_frames`] reads a whole file (prefill needs every
+//! frame before it starts), and [`FrameReader`] hands out one frame per
+//! line as it arrives, for streaming from a pipe that may never close.
+//! Both use the same row parser, so they accept and refuse the same text.
 
 use std::fmt;
-use std::io::{self, Read as _};
+use std::io::{self, BufRead, Read as _};
 use std::path::Path;
 
 /// Frames read from a CSV, row-major `[frames][input_dim]`.
@@ -156,15 +161,24 @@ impl fmt::Display for CsvError {
     }
 }
 
-/// Reads frames of `input_dim` values from `path`; `-` reads standard input.
-pub(crate) fn read_frames(path: &Path, input_dim: usize) -> Result<Frames, CsvError> {
-    let stdin = path.as_os_str() == "-";
-    let origin = if stdin {
+/// The name of a file argument in messages: `<stdin>` for `-`.
+pub(crate) fn origin_of(path: &Path) -> String {
+    if is_stdin(path) {
         "<stdin>".to_owned()
     } else {
         path.display().to_string()
-    };
-    let read = if stdin {
+    }
+}
+
+/// Whether a file argument means standard input (or output): `-`.
+pub(crate) fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Reads frames of `input_dim` values from `path`; `-` reads standard input.
+pub(crate) fn read_frames(path: &Path, input_dim: usize) -> Result<Frames, CsvError> {
+    let origin = origin_of(path);
+    let read = if is_stdin(path) {
         let mut text = String::new();
         io::stdin().read_to_string(&mut text).map(|_| text)
     } else {
@@ -184,46 +198,9 @@ pub(crate) fn parse_frames(text: &str, origin: &str, input_dim: usize) -> Result
     let mut lines = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
-        let data = raw.split_once('#').map_or(raw, |(data, _)| data);
-        if data.trim().is_empty() {
-            continue;
+        if parse_row(raw, origin, line, input_dim, &mut values)? {
+            lines.push(line);
         }
-        let found = data.split(',').count();
-        if found != input_dim {
-            return Err(CsvError::FieldCount {
-                origin: origin.to_owned(),
-                line,
-                expected: input_dim,
-                found,
-                trailing_comma: data.trim_end().ends_with(','),
-            });
-        }
-        let mut start = 0;
-        for (field_index, field) in data.split(',').enumerate() {
-            let text = field.trim();
-            let leading = field.len() - field.trim_start().len();
-            let column = raw[..start + leading].chars().count() + 1;
-            start += field.len() + 1;
-            let field = field_index + 1;
-            let value: f32 = text.parse().map_err(|_| CsvError::NotANumber {
-                origin: origin.to_owned(),
-                line,
-                column,
-                field,
-                text: text.to_owned(),
-            })?;
-            if !value.is_finite() {
-                return Err(CsvError::NotFinite {
-                    origin: origin.to_owned(),
-                    line,
-                    column,
-                    field,
-                    text: text.to_owned(),
-                });
-            }
-            values.push(value);
-        }
-        lines.push(line);
     }
     if lines.is_empty() {
         return Err(CsvError::NoFrames {
@@ -235,6 +212,137 @@ pub(crate) fn parse_frames(text: &str, origin: &str, input_dim: usize) -> Result
         input_dim,
         lines,
     })
+}
+
+/// Parses line `line` (1-based, without its line end): appends its
+/// `input_dim` values to `values` and returns `true`, or returns `false`
+/// for a blank or comment line. On error `values` may hold part of the row.
+fn parse_row(
+    raw: &str,
+    origin: &str,
+    line: usize,
+    input_dim: usize,
+    values: &mut Vec<f32>,
+) -> Result<bool, CsvError> {
+    let data = raw.split_once('#').map_or(raw, |(data, _)| data);
+    if data.trim().is_empty() {
+        return Ok(false);
+    }
+    let found = data.split(',').count();
+    if found != input_dim {
+        return Err(CsvError::FieldCount {
+            origin: origin.to_owned(),
+            line,
+            expected: input_dim,
+            found,
+            trailing_comma: data.trim_end().ends_with(','),
+        });
+    }
+    let mut start = 0;
+    for (field_index, field) in data.split(',').enumerate() {
+        let text = field.trim();
+        let leading = field.len() - field.trim_start().len();
+        let column = raw[..start + leading].chars().count() + 1;
+        start += field.len() + 1;
+        let field = field_index + 1;
+        let value: f32 = text.parse().map_err(|_| CsvError::NotANumber {
+            origin: origin.to_owned(),
+            line,
+            column,
+            field,
+            text: text.to_owned(),
+        })?;
+        if !value.is_finite() {
+            return Err(CsvError::NotFinite {
+                origin: origin.to_owned(),
+                line,
+                column,
+                field,
+                text: text.to_owned(),
+            });
+        }
+        values.push(value);
+    }
+    Ok(true)
+}
+
+/// Frames read one line at a time, as they arrive: nothing is read ahead
+/// of the frame asked for, so a frame written to a pipe is classified
+/// before the writer sends the next one (or closes the pipe).
+pub(crate) struct FrameReader<R> {
+    reader: R,
+    origin: String,
+    input_dim: usize,
+    /// Lines read so far (the 1-based number of the last one).
+    line: usize,
+    /// Frames handed out so far.
+    frames: usize,
+    text: String,
+    values: Vec<f32>,
+}
+
+impl<R: BufRead> FrameReader<R> {
+    /// Reads frames of `input_dim` values from `reader`; `origin` names it
+    /// in errors.
+    pub(crate) fn new(reader: R, origin: String, input_dim: usize) -> Self {
+        Self {
+            reader,
+            origin,
+            input_dim,
+            line: 0,
+            frames: 0,
+            text: String::new(),
+            values: Vec::with_capacity(input_dim),
+        }
+    }
+
+    /// The name of the input, as in errors.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The next frame and its 1-based line; `None` at the end of the input.
+    ///
+    /// # Errors
+    /// A [`CsvError`] for a bad line or a read failure, and
+    /// [`CsvError::NoFrames`] when the input ends without a single frame.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<(&[f32], usize)>, CsvError> {
+        loop {
+            self.text.clear();
+            let read = self
+                .reader
+                .read_line(&mut self.text)
+                .map_err(|source| CsvError::Read {
+                    origin: self.origin.clone(),
+                    source,
+                })?;
+            if read == 0 {
+                if self.frames == 0 {
+                    return Err(CsvError::NoFrames {
+                        origin: self.origin.clone(),
+                    });
+                }
+                return Ok(None);
+            }
+            self.line += 1;
+            let mut raw = self.text.strip_suffix('\n').unwrap_or(&self.text);
+            raw = raw.strip_suffix('\r').unwrap_or(raw);
+            if self.line == 1 {
+                raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
+            }
+            self.values.clear();
+            if parse_row(
+                raw,
+                &self.origin,
+                self.line,
+                self.input_dim,
+                &mut self.values,
+            )? {
+                self.frames += 1;
+                return Ok(Some((&self.values, self.line)));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +414,33 @@ mod tests {
             parse("# only\n\n").unwrap_err(),
             "f.csv: no frames (every line is blank or a `#` comment)"
         );
+    }
+
+    #[test]
+    fn the_frame_reader_accepts_and_refuses_what_the_file_reader_does() {
+        let text = "\u{feff}# header comment\r\n1,2,3\r\n\n  \n 4 , -5.5,6e-1 # trailing\n#7,8,9\n";
+        let mut reader = FrameReader::new(text.as_bytes(), "f.csv".into(), 3);
+        assert_eq!(reader.origin(), "f.csv");
+        let (frame, line) = reader.next_frame().unwrap().unwrap();
+        assert_eq!((frame, line), (&[1.0, 2.0, 3.0][..], 2));
+        let (frame, line) = reader.next_frame().unwrap().unwrap();
+        assert_eq!((frame, line), (&[4.0, -5.5, 0.6][..], 5));
+        assert!(reader.next_frame().unwrap().is_none());
+
+        let mut reader = FrameReader::new("1,2,3\n1, x2 ,3\n".as_bytes(), "f.csv".into(), 3);
+        assert!(reader.next_frame().unwrap().is_some());
+        assert_eq!(
+            reader.next_frame().unwrap_err().to_string(),
+            "f.csv:2:4: field 2: `x2` is not a number"
+        );
+        let mut reader = FrameReader::new("# only\n\n".as_bytes(), "f.csv".into(), 3);
+        assert_eq!(
+            reader.next_frame().unwrap_err().to_string(),
+            "f.csv: no frames (every line is blank or a `#` comment)"
+        );
+        // The last line needs no line end.
+        let mut reader = FrameReader::new("1,2,3".as_bytes(), "f.csv".into(), 3);
+        assert_eq!(reader.next_frame().unwrap().unwrap().1, 1);
     }
 
     #[test]

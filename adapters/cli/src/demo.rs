@@ -48,16 +48,16 @@ const DEMO_WINDOW: usize = BUNDLED_SEGMENT;
 
 /// Streaming vs prefill, same backend: the same candidates and arithmetic,
 /// but reductions run in another order (a step sees one query; prefill
-/// tiles queries), so f32 results differ by rounding only. SPEC §9 bounds
-/// each attention output by 1e-5; the bundled model's projections (weights
+/// tiles queries), so f32 results differ by rounding only. The numerics
+/// bars of `docs/quality.md` bound each attention output by 1e-5; the bundled model's projections (weights
 /// below 0.25 in magnitude) do not amplify that, and the measured worst
 /// case at the logits is below 5e-7, so 1e-5 leaves a 20x margin while still
 /// catching any real divergence (a wrong candidate moves logits by 1e-2).
 const STREAM_TOLERANCE: f32 = 1e-5;
 
 /// Between backends that must agree (sparse vs reference everywhere,
-/// sparse vs dense where N − 1 ≤ W): the kernel bound of SPEC §9, 1e-5 per
-/// attention output, carried through the same projections as above.
+/// sparse vs dense where N − 1 ≤ W): the kernel bar of `docs/quality.md`,
+/// 1e-5 per attention output, carried through the same projections as above.
 const BACKEND_TOLERANCE: f32 = 1e-5;
 
 /// Every backend, in the order the demo reports them.

@@ -71,6 +71,37 @@ pub(crate) enum CliError {
     },
     /// A demo self-check failed: backends or paths disagree.
     Check(String),
+    /// `--classes` names another number of classes than the model has.
+    ClassCount {
+        /// Names given.
+        given: usize,
+        /// The model file, as named.
+        model: String,
+        /// Classes of the model.
+        classes: usize,
+    },
+    /// A stream's KV cache is full and the head config has no eviction
+    /// policy: the message names both ways out.
+    CacheFull {
+        /// Model and input line, e.g. `model.rvne on <stdin>:70`.
+        at: String,
+        /// The frame that did not fit (0-based).
+        frame: usize,
+        /// The cache's capacity in frames.
+        capacity: usize,
+    },
+    /// A dense or reference prefill longer than the documented limit,
+    /// without `--force`.
+    TooLong {
+        /// `dense` or `reference`.
+        backend: &'static str,
+        /// Why it is slow.
+        why: &'static str,
+        /// Frames per classification.
+        frames: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl CliError {
@@ -132,12 +163,43 @@ impl fmt::Display for CliError {
             }
             Self::Model { context, source } => write!(f, "{context}: {source}"),
             Self::Check(message) => write!(f, "demo check failed: {message}"),
+            Self::ClassCount {
+                given,
+                model,
+                classes,
+            } => write!(
+                f,
+                "--classes names {given} classes but {model} has {classes}"
+            ),
+            Self::CacheFull {
+                at,
+                frame,
+                capacity,
+            } => write!(
+                f,
+                "{at}: frame {frame} does not fit: the KV cache is full ({capacity} frames) and \
+                 the head config has no eviction policy; pass a larger --capacity, or set \
+                 `eviction = {{ policy = \"sliding_window\" }}` (or `heavy_hitter`) in the \
+                 --config TOML"
+            ),
+            Self::TooLong {
+                backend,
+                why,
+                frames,
+                limit,
+            } => write!(
+                f,
+                "the {backend} backend over {frames} frames per classification would take very \
+                 long ({why}); above {limit} frames it runs only with --force. Alternatives: \
+                 backend = \"sparse\", --segment N, or --stream"
+            ),
         }
     }
 }
 
-/// Which SPEC §5 parse check an error comes from: its number (1–8, the
-/// order the parser runs them) and a short name. `None` for writer and
+/// Which parse check an error comes from: its number (1–8, the order the
+/// parser runs them, as listed in `docs/rvne-format.md`, "Parse checks, in
+/// order") and a short name. `None` for writer and
 /// accessor errors.
 pub(crate) const fn parse_check(error: &RvneError) -> Option<(u8, &'static str)> {
     Some(match error {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use aether_rvne::{DEFAULT_SEED, ElementType, HEADER_LEN, Header, RvneBlob};
 use clap::Args;
 
+use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::report::thousands;
 use crate::runtime::describe_shape;
@@ -20,7 +21,8 @@ use crate::runtime::describe_shape;
 /// Arguments of `aether init`.
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// The .rvne file to write.
+    /// The .rvne file to write; `-` writes the blob to standard output
+    /// (and prints no report, so the output is the blob alone).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Model shape: input_dim,q_heads,kv_heads,head_dim,layers,classes.
@@ -126,6 +128,12 @@ pub(crate) fn run(args: &InitArgs, out: &mut dyn Write) -> Result<(), CliError> 
         what: format!("cannot make a blob of shape {}", describe_shape(header)),
         source,
     })?;
+    if is_stdin(&args.out) {
+        // Standard output carries the blob, so the report would corrupt
+        // it; `aether inspect -` at the other end of the pipe shows it.
+        out.write_all(blob.as_bytes())?;
+        return Ok(());
+    }
     if args.out.exists() && !args.force {
         return Err(CliError::Exists {
             path: args.out.clone(),

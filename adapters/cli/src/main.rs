@@ -4,6 +4,8 @@
 //! lives in its own module (`init`, `inspect`, `classify`, `synth`,
 //! `demo`), frames are read by `csv`, and every failure becomes one line on
 //! stderr in `error` (exit 1 for runtime errors, 2 for usage errors).
+//! Every file argument may be `-` (standard input, or output for `--out`);
+//! clap passes it through as a path and the readers and writers decide.
 
 mod classify;
 mod csv;
@@ -19,12 +21,24 @@ mod synthetic;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+/// The exit statuses, shown under every `--help`: scripts branch on them,
+/// so they belong where a user looks, not only in the docs.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success (also when the reader of standard output quits early, e.g. `| head`)
+  1  runtime error: a bad file or input line, a full KV cache, a failed demo check
+  2  usage error: an unknown, missing or malformed option, or two file arguments
+     both reading standard input
+
+File arguments may be `-`: standard input (standard output for --out).";
 
 /// Make, inspect and run AETHER temporal models (.rvne) over WiFi-CSI
 /// feature frames.
 #[derive(Debug, Parser)]
-#[command(name = "aether", version)]
+#[command(name = "aether", version, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,15 +47,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Write a deterministic random-init .rvne model.
+    #[command(after_help = EXIT_STATUS)]
     Init(init::InitArgs),
     /// Show what a .rvne file holds, or the first format check it fails.
+    #[command(after_help = EXIT_STATUS)]
     Inspect(inspect::InspectArgs),
-    /// Classify frames from a CSV with a .rvne model.
+    /// Classify frames from a CSV (or live from a pipe) with a .rvne model.
+    #[command(after_help = EXIT_STATUS)]
     Classify(classify::ClassifyArgs),
     /// Write synthetic CSI-like feature frames as CSV.
+    #[command(after_help = EXIT_STATUS)]
     Synth(synth::SynthArgs),
     /// Run the bundled model on bundled frames through every backend:
     /// classifications, agreement checks and timings.
+    #[command(after_help = EXIT_STATUS)]
     Demo(demo::DemoArgs),
 }
 
@@ -50,6 +69,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return error::usage(&e),
     };
+    if let Command::Classify(args) = &cli.command
+        && let Some(message) = args.usage_error()
+    {
+        return error::usage(&Cli::command().error(ErrorKind::ArgumentConflict, message));
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {

@@ -7,22 +7,51 @@
 //! engine with the file they concern. The backend itself is always built
 //! by the engine's composition root, [`Backend::from_config`]; the CLI
 //! never matches on a backend kind to construct one.
+//!
+//! Every file argument may be `-` for standard input; the readers here
+//! handle that so each command does not have to.
 
-use std::path::Path;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
-use aether_domain::{BackendKind, HeadConfig};
-use aether_engine::{Backend, toml_config};
+use aether_domain::{BackendKind, Eviction, HeadConfig};
+use aether_engine::Backend;
+use aether_engine::toml_config::{self, ConfigLoadError, HeadShape, LoadErrorKind};
 use aether_model::TemporalModel;
-use aether_rvne::{Header, RvneBlob, RvneView};
+use aether_rvne::{FileError, Header, MAX_BLOB_LEN, RvneBlob, RvneView};
 
+use crate::csv::{is_stdin, origin_of};
 use crate::error::CliError;
 
 /// The model type every command runs: whichever backend the config chose.
 pub(crate) type Model = TemporalModel<Backend>;
 
-/// Reads and validates a `.rvne` file.
+/// Reads and validates a `.rvne` file; `-` reads standard input.
 pub(crate) fn read_blob(path: &Path) -> Result<RvneBlob, CliError> {
-    RvneBlob::read_file(path).map_err(CliError::Blob)
+    if !is_stdin(path) {
+        return RvneBlob::read_file(path).map_err(CliError::Blob);
+    }
+    let name = PathBuf::from(origin_of(path));
+    // As for a file: read at most one byte more than any blob can be, so
+    // a wrong pipe cannot make the host allocate without bound.
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(MAX_BLOB_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| {
+            CliError::Blob(FileError::Read {
+                path: name.clone(),
+                source,
+            })
+        })?;
+    if bytes.len() as u64 > MAX_BLOB_LEN {
+        return Err(CliError::Blob(FileError::TooLarge {
+            path: name,
+            len: bytes.len() as u64,
+        }));
+    }
+    RvneBlob::from_bytes(bytes)
+        .map_err(|source| CliError::Blob(FileError::Format { path: name, source }))
 }
 
 /// The head config for a blob when the user gave none: the AETHER default
@@ -37,22 +66,40 @@ pub(crate) fn default_config(header: Header) -> HeadConfig {
     }
 }
 
-/// The head config from `--config` if given, else [`default_config`];
-/// with a string naming where it came from, for error messages.
+/// The head config from `--config` if given (`-`: standard input), else
+/// [`default_config`]; with a string naming where it came from, for error
+/// messages. A TOML may leave out the blob's shape keys (`q_heads`,
+/// `kv_heads`, `head_dim`): they are taken from `header`.
 pub(crate) fn head_config(
     header: Header,
     config: Option<&Path>,
 ) -> Result<(HeadConfig, String), CliError> {
-    match config {
-        Some(path) => Ok((
-            toml_config::from_toml_file(path)?,
-            path.display().to_string(),
-        )),
-        None => Ok((
-            default_config(header),
-            "default head config (from the blob header)".to_owned(),
-        )),
-    }
+    let Some(path) = config else {
+        return Ok((default_config(header), "the default head config".to_owned()));
+    };
+    let shape = Some(HeadShape {
+        q_heads: usize::from(header.n_q_heads),
+        kv_heads: usize::from(header.n_kv_heads),
+        head_dim: usize::from(header.head_dim),
+    });
+    let origin = origin_of(path);
+    let config = if is_stdin(path) {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| ConfigLoadError {
+                kind: LoadErrorKind::Io,
+                key: None,
+                line: None,
+                column: None,
+                origin: Some(origin.clone()),
+                message: format!("cannot read: {e}"),
+            })?;
+        toml_config::from_toml_str_with(&text, shape).map_err(|e| e.with_origin(&origin))?
+    } else {
+        toml_config::from_toml_file_with(path, shape)?
+    };
+    Ok((config, origin))
 }
 
 /// The config with another backend, everything else unchanged.
@@ -118,7 +165,24 @@ pub(crate) fn describe_config(config: &HeadConfig) -> String {
         }
         .to_owned(),
     );
+    parts.push(format!(
+        "cache {}, eviction {}",
+        match config.cache_dtype {
+            aether_domain::CacheDtype::F32 => "f32",
+            aether_domain::CacheDtype::F16 => "f16",
+        },
+        eviction_name(config.eviction)
+    ));
     parts.join(", ")
+}
+
+/// The eviction policy as written in TOML (`heavy_hitter (recent 64)`).
+pub(crate) fn eviction_name(eviction: Eviction) -> String {
+    match eviction {
+        Eviction::None => "none".to_owned(),
+        Eviction::SlidingWindow => "sliding_window".to_owned(),
+        Eviction::HeavyHitter { recent } => format!("heavy_hitter (recent {recent})"),
+    }
 }
 
 const fn on_off(flag: bool) -> &'static str {

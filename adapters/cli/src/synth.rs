@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::init::parse_seed;
 use crate::synthetic::{self, BUNDLED_SEED};
@@ -17,7 +18,7 @@ use crate::synthetic::{self, BUNDLED_SEED};
 /// Arguments of `aether synth`.
 #[derive(Debug, Args)]
 pub(crate) struct SynthArgs {
-    /// Write the CSV here instead of standard output.
+    /// Write the CSV here instead of standard output (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Frames of randomly scheduled activities; without it, the bundled
@@ -50,14 +51,16 @@ pub(crate) fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<(), CliError>
         ),
     };
     let csv = sequence.to_csv(&command);
-    match &args.out {
+    match args.out.as_deref().filter(|path| !is_stdin(path)) {
         None => out.write_all(csv.as_bytes())?,
         Some(path) => {
             if path.exists() && !args.force {
-                return Err(CliError::Exists { path: path.clone() });
+                return Err(CliError::Exists {
+                    path: path.to_path_buf(),
+                });
             }
             std::fs::write(path, &csv).map_err(|source| CliError::Write {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source,
             })?;
             writeln!(

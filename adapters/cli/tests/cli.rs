@@ -3,161 +3,15 @@
 //!
 //! These pin the promises a user relies on: `init` is byte-reproducible,
 //! `inspect` names the first failing format check, `classify` prints one
-//! line per window or frame with argmax consistent with the logits and
+//! line per segment or frame with argmax consistent with the logits and
 //! streaming equal to prefill, every error is one line on stderr with a
 //! non-zero status, and `demo` runs and says its weights are random.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-/// Bytes of the default AETHER f32 blob (SPEC §4).
-const DEFAULT_BLOB_LEN: usize = 41_244;
+use std::path::Path;
 
-/// Printed logits carry 7 decimals; streaming and prefill agree to 1e-5 in
-/// the model (SPEC §9), so printed values agree to that plus rounding.
-const PRINTED_TOLERANCE: f32 = 1e-5;
-
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("aether-cli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn aether(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aether"))
-        .args(args)
-        .output()
-        .expect("run aether")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Runs `aether`, asserts success, returns stdout.
-fn ok(args: &[&str]) -> String {
-    let output = aether(args);
-    assert!(
-        output.status.success(),
-        "aether {args:?} failed: {}",
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
-/// Runs `aether`, asserts it fails with `code` and exactly one stderr line
-/// starting with `error: `; returns that line.
-fn fails(args: &[&str], code: i32) -> String {
-    let output = aether(args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "aether {args:?}: stdout {} stderr {}",
-        stdout(&output),
-        stderr(&output)
-    );
-    let err = stderr(&output);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "not one line: {err:?}");
-    assert!(lines[0].starts_with("error: "), "{err:?}");
-    lines[0].to_owned()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
-}
-
-/// Writes the default blob to `dir/model.rvne`.
-fn default_model(scratch: &Scratch) -> PathBuf {
-    let path = scratch.path("model.rvne");
-    ok(&["init", "--out", s(&path)]);
-    path
-}
-
-/// `n` frames of 16 values, distinct and finite.
-fn frames_csv(n: usize) -> String {
-    let mut csv = String::from("# test frames\n");
-    for t in 0..n {
-        let row: Vec<String> = (0..16)
-            .map(|f| format!("{:.3}", ((t * 16 + f) as f32 * 0.37).sin()))
-            .collect();
-        csv.push_str(&row.join(","));
-        csv.push('\n');
-        if t == 2 {
-            csv.push_str("\n# a comment between frames\n");
-        }
-    }
-    csv
-}
-
-/// A parsed output line: `argmax`, `margin` and `logits`.
-struct Line {
-    argmax: usize,
-    margin: f32,
-    logits: Vec<f32>,
-}
-
-/// Parses `... argmax A  margin M  logits [l0, l1, ...]`.
-fn parse_line(line: &str) -> Line {
-    let after = |key: &str| {
-        let start = line
-            .find(key)
-            .unwrap_or_else(|| panic!("no {key} in {line}"))
-            + key.len();
-        line[start..].trim_start()
-    };
-    let word = |key: &str| {
-        after(key)
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_owned()
-    };
-    let logits = after("logits")
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(',')
-        .map(|v| v.trim().parse().expect("logit"))
-        .collect();
-    Line {
-        argmax: word("argmax").parse().expect("argmax"),
-        margin: word("margin").parse().expect("margin"),
-        logits,
-    }
-}
-
-/// Output lines that are results, not `#` comments.
-fn results(out: &str) -> Vec<&str> {
-    out.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+use common::*;
 
 #[test]
 fn init_is_byte_identical_and_inspect_reads_it() {
@@ -318,7 +172,7 @@ fn inspect_names_the_first_failing_check() {
 }
 
 #[test]
-fn classify_prints_one_line_per_window_with_consistent_argmax() {
+fn classify_prints_one_line_per_segment_with_consistent_argmax() {
     let scratch = Scratch::new("classify");
     let model = default_model(&scratch);
     let frames = scratch.path("frames.csv");
@@ -327,19 +181,19 @@ fn classify_prints_one_line_per_window_with_consistent_argmax() {
     let whole = ok(&["classify", "--model", s(&model), "--frames", s(&frames)]);
     let lines = results(&whole);
     assert_eq!(lines.len(), 1, "{whole}");
-    assert!(lines[0].starts_with("window 0  frames 0-9  "), "{whole}");
+    assert!(lines[0].starts_with("segment 0  frames 0-9  "), "{whole}");
 
-    let windowed = ok(&[
+    let segmented = ok(&[
         "classify",
         "--model",
         s(&model),
         "--frames",
         s(&frames),
-        "--window",
+        "--segment",
         "4",
     ]);
-    let lines = results(&windowed);
-    assert_eq!(lines.len(), 3, "{windowed}");
+    let lines = results(&segmented);
+    assert_eq!(lines.len(), 3, "{segmented}");
     for (line, range) in lines
         .iter()
         .zip(["frames 0-3 ", "frames 4-7 ", "frames 8-9 "])
@@ -356,7 +210,7 @@ fn classify_prints_one_line_per_window_with_consistent_argmax() {
             "{line}"
         );
     }
-    // The last window is a prefill of frames 8-9 only: not the whole-run line.
+    // The last segment is a prefill of frames 8-9 only: not the whole-run line.
     assert_ne!(
         parse_line(lines[2]).logits,
         parse_line(results(&whole)[0]).logits
@@ -383,15 +237,15 @@ fn streaming_matches_prefill() {
     assert!(max_abs_diff(&last.logits, &whole.logits) <= PRINTED_TOLERANCE);
     assert_eq!(last.argmax, whole.argmax);
 
-    // With --window the stream restarts each window: the last frame of each
-    // window prints that window's prefill logits.
-    let windows = ok(&[&base[..], &["--window", "25"]].concat());
-    let windows = results(&windows);
-    let streamed = ok(&[&base[..], &["--window", "25", "--stream"]].concat());
+    // With --segment the stream restarts each segment: the last frame of
+    // each segment prints that segment's prefill logits.
+    let segments = ok(&[&base[..], &["--segment", "25"]].concat());
+    let segments = results(&segments);
+    let streamed = ok(&[&base[..], &["--segment", "25", "--stream"]].concat());
     let streamed = results(&streamed);
-    assert_eq!((windows.len(), streamed.len()), (3, 70));
-    for (window, frame) in windows.iter().zip([24, 49, 69]) {
-        let a = parse_line(window).logits;
+    assert_eq!((segments.len(), streamed.len()), (3, 70));
+    for (segment, frame) in segments.iter().zip([24, 49, 69]) {
+        let a = parse_line(segment).logits;
         let b = parse_line(streamed[frame]).logits;
         assert!(max_abs_diff(&a, &b) <= PRINTED_TOLERANCE, "frame {frame}");
     }
@@ -551,11 +405,19 @@ fn usage_errors_are_one_line_with_status_2() {
     assert!(missing.contains("--model"), "{missing}");
     let unknown = fails(&["inspect", "a.rvne", "--bogus"], 2);
     assert!(unknown.contains("--bogus"), "{unknown}");
-    let window = fails(
-        &["classify", "--model", "m", "--frames", "f", "--window", "0"],
+    let segment = fails(
+        &[
+            "classify",
+            "--model",
+            "m",
+            "--frames",
+            "f",
+            "--segment",
+            "0",
+        ],
         2,
     );
-    assert!(window.contains("--window"), "{window}");
+    assert!(segment.contains("--segment"), "{segment}");
     let help = aether(&["--help"]);
     assert!(help.status.success());
     assert!(stdout(&help).contains("classify"));
