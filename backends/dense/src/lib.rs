@@ -1,9 +1,9 @@
 //! Exact dense attention: every query attends to every key it may see.
 //!
 //! Why it exists: it is the exact baseline the sparse backend is measured
-//! and tested against (with `W >= N - 1` sparse must equal dense, SPEC §3),
-//! and the backend to pick when sequences are short enough that `O(N^2)`
-//! is cheap. It ignores the sparse-pattern fields of the config (`window`,
+//! and tested against (with `W >= N - 1` sparse must equal dense,
+//! `docs/attention.md`), and the backend to pick when sequences are short
+//! enough that `O(N^2)` is cheap. It ignores the sparse-pattern fields of the config (`window`,
 //! `global_tokens`, `log_stride`, `landmarks`): causal query `i` attends to
 //! every key `j <= i`, non-causal queries to every key.
 //!
@@ -13,7 +13,7 @@
 //! the same kernels also run with AVX2 or AVX-512 when the CPU has them
 //! (module `dispatch`, detected at run time without `std`).
 //!
-//! Non-finite inputs (NaN, ±Inf) follow the workspace's one policy: every
+//! Non-finite inputs (NaN, ±Inf) follow `docs/non-finite.md`: every
 //! output element is non-finite exactly when the reference backend's
 //! (f64, IEEE) computation over the same candidates makes it so, and no
 //! bad value reaches a row that cannot see it. The vector kernels are only

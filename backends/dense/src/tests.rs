@@ -19,7 +19,7 @@ use crate::{DenseBackend, Isa, IsaUnavailable};
 
 /// f32 kernel vs f64 oracle: scores are sums of up to a few hundred f32
 /// products and the softmax is renormalised per tile, so a few ulp of
-/// relative error on O(1) outputs; 1e-5 is SPEC §9's bar.
+/// relative error on O(1) outputs; 1e-5 is the bar of `docs/quality.md`.
 const TOLERANCE: f32 = 1e-5;
 
 fn config(q_heads: usize, kv_heads: usize, head_dim: usize, causal: bool) -> HeadConfig {

@@ -1,9 +1,9 @@
-//! The non-finite policy on every copy of the dense kernels this CPU runs:
-//! a NaN or infinity reaches exactly the output elements the reference
-//! backend (window covering every token, no landmarks, strides or globals:
-//! dense attention in f64) says it reaches, no row that cannot see it
-//! changes by a single bit, and finite inputs whose f32 scores overflow
-//! still give the reference's finite result.
+//! The non-finite policy (`docs/non-finite.md`) on every copy of the dense
+//! kernels this CPU runs: a NaN or infinity reaches exactly the output
+//! elements the reference backend (window covering every token, no
+//! landmarks, strides or globals: dense attention in f64) says it reaches,
+//! no row that cannot see it changes by a single bit, and finite inputs
+//! whose f32 scores overflow still give the reference's finite result.
 //!
 //! Why an integration test: it drives the backend only through its public
 //! API, including `DenseBackend::with_isa`, the way the workspace's
@@ -18,7 +18,7 @@ use proptest::prelude::*;
 
 /// Finite outputs against the f64 reference: the fast rows sum a few
 /// hundred f32 products and renormalise per tile (a few ulp on O(1)
-/// outputs); the workspace's conformance bar.
+/// outputs); the bar of `docs/quality.md`.
 const TOLERANCE: f32 = 1e-5;
 
 const BAD: [f32; 3] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
