@@ -35,8 +35,33 @@
 //! tokens holding a NaN or ±inf, so a kernel can keep a fast path that
 //! assumes finite rows without scanning.
 //!
+//! # Undo
+//! [`KvCache::undo_append`] takes back the last successful append and the
+//! attention recorded since, so a caller that appended to several caches
+//! for one step (the model: one per layer) can retract the step when a
+//! later stage fails. Each append saves what it overwrites: its slot's old
+//! rows (one row copy, in storage dtype), flag and position, the block id
+//! an eviction dropped, the index entries it moved, and (heavy-hitter) all
+//! attention masses, so records made after it are undone too. The landmark
+//! sums need no copy: the ring writes an entry's new sums into a spare
+//! buffer and swaps, so the old ones stay intact. All of it is reserved at
+//! creation: `2 × token_len` stored elements plus one spare `2 ×
+//! token_len` f32 sum buffer per cache, 1 byte of non-finite flag per
+//! slot, and (heavy-hitter only) per slot a usize of index journal and an
+//! f32 of saved mass.
+//!
 //! **Invariant:** every operation validates before it mutates; an `Err`
-//! leaves the cache exactly as it was.
+//! leaves the cache exactly as it was (the undo record included).
+//!
+//! **Invariant:** a cache reserves all its memory at creation; `append`,
+//! `record_attention` and `undo_append` never allocate, on clones too
+//! (tested with a counting allocator, every policy and dtype).
+//!
+//! **Invariant:** after a successful `undo_append` the cache equals (`==`,
+//! bit for bit) a clone taken just before the undone append, and behaves
+//! as that clone would; undo is available once per successful append and
+//! not after `clear` (property-tested over random operations, every policy
+//! and dtype).
 //!
 //! **Invariant:** an f16 cache never stores an infinity it was not given;
 //! the overflow check reads the f32 input before any (possibly F16C)
@@ -262,6 +287,30 @@ impl Store {
             Self::F16(v) => narrow(x, &mut v[start..start + x.len()], stored),
         }
     }
+
+    /// Copies the `into.len()` elements at `start` into `into` (same dtype).
+    fn save(&self, start: usize, into: &mut Self) {
+        match (self, into) {
+            (Self::F32(v), Self::F32(d)) => {
+                let len = d.len();
+                d.copy_from_slice(&v[start..start + len]);
+            }
+            (Self::F16(v), Self::F16(d)) => {
+                let len = d.len();
+                d.copy_from_slice(&v[start..start + len]);
+            }
+            _ => unreachable!("an undo row has its cache's dtype"),
+        }
+    }
+
+    /// Writes `from` back at `start` (same dtype); the inverse of `save`.
+    fn restore(&mut self, start: usize, from: &Self) {
+        match (self, from) {
+            (Self::F32(v), Self::F32(s)) => v[start..start + s.len()].copy_from_slice(s),
+            (Self::F16(v), Self::F16(s)) => v[start..start + s.len()].copy_from_slice(s),
+            _ => unreachable!("an undo row has its cache's dtype"),
+        }
+    }
 }
 
 /// `len` copies of `zero`, reserved fallibly so running out of memory is
@@ -280,69 +329,141 @@ pub(crate) fn zeroed<T: Clone>(len: usize, zero: T) -> Result<Vec<T>, AttentionE
 const NO_BLOCK: usize = usize::MAX;
 
 /// Running sums of the most recent blocks, in a ring indexed `block % len`.
+///
+/// Entry `e`'s sums live in buffer `buffer_of[e]` of a pool holding one
+/// buffer more than there are entries. Why the spare: an append writes the
+/// entry's new sums (old + row) into the spare and swaps the two indices,
+/// which costs what adding in place would, yet leaves the old sums intact,
+/// so undoing the append is an index swap and exact (subtracting the row
+/// again would not be: float addition does not round-trip).
 #[derive(Debug, Clone)]
 struct LandmarkRing {
     block: Vec<usize>,
     count: Vec<usize>,
+    buffer_of: Vec<usize>,
+    /// The pool buffer no entry uses.
+    spare: usize,
+    /// `entries + 1` buffers of `token_len` sums each.
     key_sums: Vec<f32>,
     value_sums: Vec<f32>,
     token_len: usize,
 }
 
-/// Bit for bit (see [`Store`]'s `PartialEq`).
+/// Entry by entry, sums bit for bit (see [`Store`]'s `PartialEq`); the
+/// spare buffer and which pool buffer holds which entry are not contents.
 impl PartialEq for LandmarkRing {
     fn eq(&self, other: &Self) -> bool {
         self.block == other.block
             && self.count == other.count
-            && same_bits(&self.key_sums, &other.key_sums)
-            && same_bits(&self.value_sums, &other.value_sums)
             && self.token_len == other.token_len
+            && (0..self.block.len()).all(|e| {
+                let (a, b) = (self.range(e), other.range(e));
+                same_bits(&self.key_sums[a.clone()], &other.key_sums[b.clone()])
+                    && same_bits(&self.value_sums[a], &other.value_sums[b])
+            })
     }
+}
+
+/// How to take back one [`LandmarkRing::add`].
+#[derive(Debug, Clone, Copy)]
+struct RingUndo {
+    entry: usize,
+    /// The entry's block and count before the add.
+    block: usize,
+    count: usize,
+    /// The add wrote new sums (it returns early for a dropped summary).
+    swapped: bool,
 }
 
 impl LandmarkRing {
     fn new(entries: usize, token_len: usize) -> Result<Self, AttentionError> {
-        let values = entries.checked_mul(token_len).ok_or(ShapeError::Overflow {
-            seq: entries,
-            heads: 1,
-            dim: token_len,
-        })?;
+        let values = entries
+            .checked_add(1)
+            .and_then(|buffers| buffers.checked_mul(token_len))
+            .ok_or(ShapeError::Overflow {
+                seq: entries,
+                heads: 1,
+                dim: token_len,
+            })?;
+        let mut buffer_of = zeroed(entries, 0)?;
+        for (e, b) in buffer_of.iter_mut().enumerate() {
+            *b = e;
+        }
         Ok(Self {
             block: zeroed(entries, NO_BLOCK)?,
             count: zeroed(entries, 0)?,
+            buffer_of,
+            spare: entries,
             key_sums: zeroed(values, 0.0)?,
             value_sums: zeroed(values, 0.0)?,
             token_len,
         })
     }
 
-    fn add(&mut self, block: usize, first_of_block: bool, k: &[f32], v: &[f32]) {
+    /// Where entry `e`'s sums are in the pool.
+    #[inline]
+    fn range(&self, e: usize) -> core::ops::Range<usize> {
+        let b = self.buffer_of[e];
+        b * self.token_len..(b + 1) * self.token_len
+    }
+
+    /// Adds one token's stored rows to `block`'s sums (starting them when
+    /// it is the block's first token) through the spare buffer, and says
+    /// how to undo that.
+    fn add(&mut self, block: usize, first_of_block: bool, k: &[f32], v: &[f32]) -> RingUndo {
         let entry = block % self.block.len();
-        let range = entry * self.token_len..(entry + 1) * self.token_len;
+        let mut undo = RingUndo {
+            entry,
+            block: self.block[entry],
+            count: self.count[entry],
+            swapped: false,
+        };
         if first_of_block {
             self.block[entry] = block;
             self.count[entry] = 0;
-            self.key_sums[range.clone()].fill(0.0);
-            self.value_sums[range.clone()].fill(0.0);
         } else if self.block[entry] != block {
-            return; // summary already dropped by an eviction
+            return undo; // summary already dropped by an eviction
         }
-        add_assign(&mut self.key_sums[range.clone()], k);
-        add_assign(&mut self.value_sums[range], v);
+        let (old, new) = (self.buffer_of[entry], self.spare);
+        let len = self.token_len;
+        sum_into(&mut self.key_sums, old, new, len, k, first_of_block);
+        sum_into(&mut self.value_sums, old, new, len, v, first_of_block);
+        self.buffer_of[entry] = new;
+        self.spare = old;
         self.count[entry] += 1;
+        undo.swapped = true;
+        undo
     }
 
-    fn drop_block(&mut self, block: usize) {
+    /// Puts the entry back as it was before the `add` that returned `undo`.
+    fn undo(&mut self, undo: RingUndo) {
+        let entry = undo.entry;
+        if undo.swapped {
+            core::mem::swap(&mut self.buffer_of[entry], &mut self.spare);
+        }
+        self.block[entry] = undo.block;
+        self.count[entry] = undo.count;
+    }
+
+    /// Drops `block`'s summary if it is held; returns the entry and the
+    /// block it held before, for [`set_block`](Self::set_block) to undo.
+    fn drop_block(&mut self, block: usize) -> (usize, usize) {
         let entry = block % self.block.len();
-        if self.block[entry] == block {
+        let before = self.block[entry];
+        if before == block {
             self.block[entry] = NO_BLOCK;
         }
+        (entry, before)
+    }
+
+    fn set_block(&mut self, entry: usize, block: usize) {
+        self.block[entry] = block;
     }
 
     fn get(&self, block: usize) -> Option<Landmark<'_>> {
         let entry = block % self.block.len();
         (self.block[entry] == block).then(|| {
-            let range = entry * self.token_len..(entry + 1) * self.token_len;
+            let range = self.range(entry);
             Landmark {
                 key_sum: &self.key_sums[range.clone()],
                 value_sum: &self.value_sums[range],
@@ -356,6 +477,29 @@ impl LandmarkRing {
     }
 }
 
+/// Pool buffer `new` = buffer `old` + `x`, or `0 + x` when `fresh` (what
+/// adding to zeroed sums gives, `-0` included), for buffers of `len` sums
+/// in `pool`; `old != new`.
+#[inline]
+fn sum_into(pool: &mut [f32], old: usize, new: usize, len: usize, x: &[f32], fresh: bool) {
+    let (from, to) = if old < new {
+        let (lo, hi) = pool.split_at_mut(new * len);
+        (&lo[old * len..(old + 1) * len], &mut hi[..len])
+    } else {
+        let (lo, hi) = pool.split_at_mut(old * len);
+        (&hi[..len], &mut lo[new * len..(new + 1) * len])
+    };
+    if fresh {
+        for (t, x) in to.iter_mut().zip(x) {
+            *t = 0.0 + x;
+        }
+    } else {
+        for ((t, f), x) in to.iter_mut().zip(from).zip(x) {
+            *t = f + x;
+        }
+    }
+}
+
 /// Heavy-hitter bookkeeping: which position each slot holds, an index from
 /// position to slot, and each slot's accumulated attention mass.
 #[derive(Debug, Clone)]
@@ -364,6 +508,45 @@ struct HeavyHitters {
     position_of_slot: Vec<usize>,
     mass: Vec<f32>,
     index: crate::position_index::PositionIndex,
+    /// What undoing the last append needs; not part of the contents.
+    undo: HeavyUndo,
+}
+
+/// The heavy-hitter side of the last append, reserved at creation.
+#[derive(Debug)]
+struct HeavyUndo {
+    /// The slot's position before the append.
+    position: usize,
+    /// The position the append evicted, if any.
+    evicted: Option<usize>,
+    /// Index entry the new position took (for `PositionIndex::vacate`).
+    inserted_at: usize,
+    /// Index entries the eviction's removal moved (capacity reserved).
+    moved: Vec<usize>,
+    /// Every slot's mass before the append. Why a copy of all of them
+    /// rather than a journal of the records since: backends record once
+    /// per query head per candidate, many more calls than slots, so a
+    /// journal would overflow or need a check on every call (measured:
+    /// 12 -> 22 instructions per `record_attention`), while one memcpy
+    /// of `capacity` floats per append is small beside the O(capacity)
+    /// victim scan a full heavy-hitter cache does on every append anyway.
+    mass: Vec<f32>,
+}
+
+/// Keeps the reserved capacity of `moved` (a derived clone would shrink it
+/// to its length, and the clone's evictions would then allocate).
+impl Clone for HeavyUndo {
+    fn clone(&self) -> Self {
+        let mut moved = Vec::with_capacity(self.moved.capacity());
+        moved.extend_from_slice(&self.moved);
+        Self {
+            position: self.position,
+            evicted: self.evicted,
+            inserted_at: self.inserted_at,
+            moved,
+            mass: self.mass.clone(),
+        }
+    }
 }
 
 /// Bit for bit (see [`Store`]'s `PartialEq`).
@@ -377,6 +560,55 @@ impl PartialEq for HeavyHitters {
 }
 
 impl HeavyHitters {
+    fn new(recent: usize, capacity: usize) -> Result<Self, AttentionError> {
+        let mut moved = Vec::new();
+        moved
+            .try_reserve_exact(capacity)
+            .map_err(|_| AttentionError::OutOfMemory {
+                bytes: capacity.saturating_mul(core::mem::size_of::<usize>()),
+            })?;
+        Ok(Self {
+            recent,
+            position_of_slot: zeroed(capacity, 0)?,
+            mass: zeroed(capacity, 0.0)?,
+            index: crate::position_index::PositionIndex::new(capacity)?,
+            undo: HeavyUndo {
+                position: 0,
+                evicted: None,
+                inserted_at: 0,
+                moved,
+                mass: zeroed(capacity, 0.0)?,
+            },
+        })
+    }
+
+    /// Puts `position` in `slot` with zero mass, `evicted` leaving the
+    /// index, and records how to undo it.
+    fn replace(&mut self, slot: usize, position: usize, evicted: Option<usize>) {
+        let undo = &mut self.undo;
+        undo.position = self.position_of_slot[slot];
+        undo.mass.copy_from_slice(&self.mass);
+        undo.evicted = evicted;
+        if let Some(evicted) = evicted {
+            self.index.remove(evicted, &mut undo.moved);
+        }
+        undo.inserted_at = self.index.insert(position, slot);
+        self.position_of_slot[slot] = position;
+        self.mass[slot] = 0.0;
+    }
+
+    /// Reverses the last `replace` into `slot` and every mass recorded
+    /// since.
+    fn undo(&mut self, slot: usize) {
+        let undo = &mut self.undo;
+        self.mass.copy_from_slice(&undo.mass);
+        self.position_of_slot[slot] = undo.position;
+        self.index.vacate(undo.inserted_at);
+        if let Some(evicted) = undo.evicted {
+            self.index.unremove(evicted, slot, &undo.moved);
+        }
+    }
+
     /// The H2O victim for a full cache about to take `position`: the
     /// least-mass token older than the `recent` newest (ties: the oldest),
     /// as `(slot, position)`. `None` only if every token is protected,
@@ -385,20 +617,21 @@ impl HeavyHitters {
         // After this append, positions position+1-recent ..= position are
         // the protected recent ones.
         let protected_from = (position + 1).saturating_sub(self.recent);
-        let mut best: Option<(usize, usize)> = None;
+        // (slot, position, mass) of the best so far; carrying its mass
+        // saves a bounds-checked reload per slot in this O(C) scan.
+        let mut best: Option<(usize, usize, f32)> = None;
         for (slot, (&p, &mass)) in self.position_of_slot.iter().zip(&self.mass).enumerate() {
             if p >= protected_from {
                 continue;
             }
-            let better = best.is_none_or(|(b, bp)| {
-                let best_mass = self.mass[b];
-                mass < best_mass || (mass == best_mass && p < bp)
+            let better = best.is_none_or(|(_, best_position, best_mass)| {
+                mass < best_mass || (mass == best_mass && p < best_position)
             });
             if better {
-                best = Some((slot, p));
+                best = Some((slot, p, mass));
             }
         }
-        best
+        best.map(|(slot, p, _)| (slot, p))
     }
 }
 
@@ -428,6 +661,31 @@ pub struct KvCache {
     /// One token's rows as stored (rounded for f16), reused by `append`.
     stored_k: Vec<f32>,
     stored_v: Vec<f32>,
+    /// What undoing the last append needs (the heavy-hitter part lives in
+    /// [`HeavyHitters`]); not part of the contents.
+    undo: Undo,
+}
+
+/// The state an append overwrote, saved by the append itself into buffers
+/// reserved at creation, so [`KvCache::undo_append`] restores it exactly
+/// and without allocating.
+#[derive(Debug, Clone)]
+struct Undo {
+    /// The last successful append has not been undone or cleared since.
+    armed: bool,
+    /// The slot the append wrote.
+    slot: usize,
+    /// The append evicted the token in `slot` (it was retained).
+    evicted: bool,
+    /// `slot`'s rows before the append, in storage dtype (`token_len`).
+    keys: Store,
+    values: Store,
+    /// `slot`'s non-finite flag before the append.
+    non_finite: bool,
+    /// How to take back the append's landmark-ring change.
+    ring: RingUndo,
+    /// The ring entry the eviction touched and the block it held before.
+    dropped: Option<(usize, usize)>,
 }
 
 impl PartialEq for KvCache {
@@ -483,12 +741,7 @@ impl KvCache {
                 dim: layout.head_dim,
             })?;
         let heavy = match layout.eviction {
-            Eviction::HeavyHitter { recent } => Some(HeavyHitters {
-                recent,
-                position_of_slot: zeroed(capacity, 0)?,
-                mass: zeroed(capacity, 0.0)?,
-                index: crate::position_index::PositionIndex::new(capacity)?,
-            }),
+            Eviction::HeavyHitter { recent } => Some(HeavyHitters::new(recent, capacity)?),
             Eviction::None | Eviction::SlidingWindow => None,
         };
         Ok(Self {
@@ -503,6 +756,21 @@ impl KvCache {
             non_finite_rows: 0,
             stored_k: zeroed(token_len, 0.0)?,
             stored_v: zeroed(token_len, 0.0)?,
+            undo: Undo {
+                armed: false,
+                slot: 0,
+                evicted: false,
+                keys: Store::zeroed(layout.dtype, token_len)?,
+                values: Store::zeroed(layout.dtype, token_len)?,
+                non_finite: false,
+                ring: RingUndo {
+                    entry: 0,
+                    block: NO_BLOCK,
+                    count: 0,
+                    swapped: false,
+                },
+                dropped: None,
+            },
         })
     }
 
@@ -668,6 +936,8 @@ impl KvCache {
 
     /// Adds `weight` (a softmax probability, summed over query heads) to the
     /// attention mass of the token in `slot`.
+    /// [`undo_append`](Self::undo_append) takes back every record made
+    /// since the last append too (the append saved all masses).
     #[inline]
     pub fn record_attention(&mut self, slot: usize, weight: f32) {
         if let Some(mass) = self.heavy.as_mut().and_then(|h| h.mass.get_mut(slot)) {
@@ -730,8 +1000,9 @@ impl KvCache {
                 .into());
             }
         }
-        let (k_scan, v_scan) = (Scan::of(k), Scan::of(v));
-        if self.layout.dtype == CacheDtype::F16 && (k_scan.f16_overflow || v_scan.f16_overflow) {
+        let f16 = self.layout.dtype == CacheDtype::F16;
+        let (k_scan, v_scan) = (Scan::of(k, f16), Scan::of(v, f16));
+        if f16 && (k_scan.f16_overflow || v_scan.f16_overflow) {
             return Err(self.f16_overflow(k, v));
         }
         let position = self.appended;
@@ -739,24 +1010,29 @@ impl KvCache {
             capacity: self.capacity,
         };
         let evicting = self.is_full();
-        let slot = if !evicting {
-            position
-        } else if let Some(heavy) = &mut self.heavy {
+        // Choose the slot (and victim) before touching anything.
+        let (slot, evicted) = if !evicting {
+            (position, None)
+        } else if let Some(heavy) = &self.heavy {
             let (slot, evicted) = heavy.victim(position).ok_or(full)?;
-            heavy.index.remove(evicted);
-            self.landmarks.drop_block(evicted / self.layout.block_size);
-            slot
+            (slot, Some(evicted))
         } else if self.layout.eviction == Eviction::SlidingWindow {
             let evicted = position - self.capacity;
-            self.landmarks.drop_block(evicted / self.layout.block_size);
-            evicted % self.capacity
+            (evicted % self.capacity, Some(evicted))
         } else {
             return Err(full);
         };
+        // Nothing fails from here on. Save what this append overwrites.
+        let start = slot * token_len;
+        let undo = &mut self.undo;
+        undo.slot = slot;
+        undo.evicted = evicting;
+        undo.non_finite = self.non_finite[slot];
+        self.keys.save(start, &mut undo.keys);
+        self.values.save(start, &mut undo.values);
+        undo.dropped = evicted.map(|p| self.landmarks.drop_block(p / self.layout.block_size));
         if let Some(heavy) = &mut self.heavy {
-            heavy.position_of_slot[slot] = position;
-            heavy.mass[slot] = 0.0;
-            heavy.index.insert(position, slot);
+            heavy.replace(slot, position, evicted);
         }
         // Stored rows are non-finite exactly where the input is: f32 stores
         // it as is, and f16 maps NaN to NaN, ±inf to ±inf and (overflow
@@ -767,18 +1043,66 @@ impl KvCache {
         }
         self.non_finite[slot] = non_finite;
         self.non_finite_rows += usize::from(non_finite);
-        let start = slot * token_len;
         self.keys.write(start, k, &mut self.stored_k, narrow);
         self.values.write(start, v, &mut self.stored_v, narrow);
         let block_size = self.layout.block_size;
-        self.landmarks.add(
+        self.undo.ring = self.landmarks.add(
             position / block_size,
             position.is_multiple_of(block_size),
             &self.stored_k,
             &self.stored_v,
         );
         self.appended += 1;
+        self.undo.armed = true;
         Ok(slot)
+    }
+
+    /// Takes back the most recent successful [`append`](Self::append) (or
+    /// [`append_with`](Self::append_with)) and every
+    /// [`record_attention`](Self::record_attention) made since: afterwards
+    /// the cache equals, bit for bit (`==`), a clone taken just before that
+    /// append: length, positions and slots, every slot's rows, landmark
+    /// sums and which are retained, attention masses, the heavy-hitter
+    /// index and [`non_finite_rows`](Self::non_finite_rows). So the next
+    /// append behaves exactly as it would have on that clone.
+    ///
+    /// Why: a caller that appends to several caches for one step (the
+    /// model, one cache per layer) can take the step back if a later stage
+    /// fails, leaving its stream unchanged. Available once per append;
+    /// never allocates (the append saved the overwritten state into
+    /// buffers reserved at creation).
+    ///
+    /// # Errors
+    /// [`AttentionError::NothingToUndo`] when there is no append to take
+    /// back: a new or [`clear`](Self::clear)ed cache, or the last append
+    /// was already undone. The cache is unchanged then. A failed append
+    /// does not count: the undo still takes back the last successful one.
+    pub fn undo_append(&mut self) -> Result<(), AttentionError> {
+        if !self.undo.armed {
+            return Err(AttentionError::NothingToUndo);
+        }
+        let undo = &mut self.undo;
+        undo.armed = false;
+        let slot = undo.slot;
+        if let Some(heavy) = &mut self.heavy {
+            heavy.undo(slot);
+        }
+        let start = slot * self.layout.token_len();
+        self.keys.restore(start, &undo.keys);
+        self.values.restore(start, &undo.values);
+        self.non_finite_rows -= usize::from(self.non_finite[slot]);
+        if undo.evicted {
+            self.non_finite_rows += usize::from(undo.non_finite);
+        }
+        self.non_finite[slot] = undo.non_finite;
+        // Reverse order of the append: the sums' entry was changed after
+        // the eviction dropped a block, so put it back first.
+        self.landmarks.undo(undo.ring);
+        if let Some((entry, block)) = undo.dropped {
+            self.landmarks.set_block(entry, block);
+        }
+        self.appended -= 1;
+        Ok(())
     }
 
     /// The [`AttentionError::F16Overflow`] for the first element of `k`,
@@ -787,7 +1111,7 @@ impl KvCache {
     #[cold]
     fn f16_overflow(&self, k: &[f32], v: &[f32]) -> AttentionError {
         let head_dim = self.layout.head_dim;
-        let (operand, data) = if Scan::of(k).f16_overflow {
+        let (operand, data) = if Scan::detailed(k).f16_overflow {
             (Operand::Key, k)
         } else {
             (Operand::Value, v)
@@ -806,9 +1130,13 @@ impl KvCache {
     }
 
     /// Forgets every token; capacity and layout stay.
+    ///
+    /// Also forgets the last append: [`undo_append`](Self::undo_append)
+    /// then fails until the next append.
     pub fn clear(&mut self) {
         self.appended = 0;
         self.non_finite_rows = 0;
+        self.undo.armed = false;
         self.landmarks.clear();
         if let Some(heavy) = &mut self.heavy {
             heavy.index.clear();
@@ -817,8 +1145,8 @@ impl KvCache {
     }
 }
 
-/// What one pass over an appended row finds.
-#[derive(Clone, Copy)]
+/// What a pass over an appended row finds.
+#[derive(Clone, Copy, Default)]
 struct Scan {
     /// Some element is NaN or ±inf.
     non_finite: bool,
@@ -827,19 +1155,34 @@ struct Scan {
 }
 
 impl Scan {
-    /// Branch-free over the row (ORs of comparisons on the bits) so it
-    /// vectorises; it reads the f32 input before any narrowing, so every
-    /// ISA decides alike.
+    /// Reads the f32 input before any narrowing, so every ISA decides
+    /// alike. The common case (every element finite and, for f16, below
+    /// the overflow threshold) costs one compare per element, OR-reduced
+    /// so it vectorises; only a row that reaches the limit gets the
+    /// two-flag pass.
     #[inline]
-    fn of(x: &[f32]) -> Self {
-        let (mut non_finite, mut f16_overflow) = (false, false);
+    fn of(x: &[f32], f16: bool) -> Self {
+        let limit = if f16 {
+            f16_conv::F16_OVERFLOW_THRESHOLD.to_bits()
+        } else {
+            f32::INFINITY.to_bits()
+        };
+        let mut reached = 0u32;
         for &e in x {
-            non_finite |= !e.is_finite();
-            f16_overflow |= f16_conv::rounds_to_infinity(e);
+            reached |= u32::from(e.to_bits() & 0x7FFF_FFFF >= limit);
         }
+        if reached == 0 {
+            Self::default()
+        } else {
+            Self::detailed(x)
+        }
+    }
+
+    #[cold]
+    fn detailed(x: &[f32]) -> Self {
         Self {
-            non_finite,
-            f16_overflow,
+            non_finite: x.iter().any(|e| !e.is_finite()),
+            f16_overflow: x.iter().any(|&e| f16_conv::rounds_to_infinity(e)),
         }
     }
 }
@@ -847,12 +1190,6 @@ impl Scan {
 /// Equal lengths and equal bits element by element.
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
-fn add_assign(sum: &mut [f32], x: &[f32]) {
-    for (s, x) in sum.iter_mut().zip(x) {
-        *s += x;
-    }
 }
 
 #[cfg(test)]

@@ -218,6 +218,12 @@ pub enum AttentionError {
         /// The offending f32 value.
         value: f32,
     },
+    /// [`KvCache::undo_append`](crate::KvCache::undo_append) was called
+    /// with no append to take back.
+    #[error(
+        "no append to undo: the KV cache is new or cleared, or its last append was already undone"
+    )]
+    NothingToUndo,
     /// An output buffer has the wrong length.
     #[error("output buffer has {actual} values but {expected} are needed")]
     OutputLength {

@@ -6,6 +6,7 @@ use crate::error::Operand;
 use alloc::string::ToString;
 use alloc::vec;
 
+mod no_alloc;
 mod properties;
 
 const LAYOUT: CacheLayout = CacheLayout {
@@ -343,4 +344,89 @@ fn non_finite_rows_follow_eviction_and_clear() {
     assert_eq!(c.non_finite_rows(), 0);
     c.append(&[0.0, 0.0], &[0.0, 0.0]).unwrap();
     assert_eq!(c.non_finite_rows(), 0, "stale non-finite rows do not count");
+}
+
+/// Undo takes back one append, once; a new or cleared cache has none.
+#[test]
+fn undo_needs_an_append_to_take_back() {
+    let mut c = KvCache::new(3, LAYOUT).unwrap();
+    assert_eq!(c.undo_append(), Err(AttentionError::NothingToUndo));
+    assert_eq!(
+        AttentionError::NothingToUndo.to_string(),
+        "no append to undo: the KV cache is new or cleared, or its last append was already undone"
+    );
+    let fresh = c.clone();
+    fill(&mut c, 0..1);
+    c.undo_append().unwrap();
+    assert_eq!(c, fresh);
+    assert_eq!(c.undo_append(), Err(AttentionError::NothingToUndo));
+    fill(&mut c, 0..2);
+    c.clear();
+    let cleared = c.clone();
+    assert_eq!(c.undo_append(), Err(AttentionError::NothingToUndo));
+    assert_eq!(c, cleared);
+}
+
+/// A refused append changes nothing, not even what undo takes back.
+#[test]
+fn undo_after_a_refused_append_takes_back_the_last_successful_one() {
+    let layout = CacheLayout {
+        dtype: CacheDtype::F16,
+        ..LAYOUT
+    };
+    let mut c = KvCache::new(2, layout).unwrap();
+    fill(&mut c, 0..1);
+    let one = c.clone();
+    fill(&mut c, 1..2);
+    assert!(matches!(
+        c.append(&[0.0, 0.0], &[1e6, 0.0]),
+        Err(AttentionError::F16Overflow { .. })
+    ));
+    assert_eq!(
+        c.append(&[0.0, 0.0], &[0.0, 0.0]),
+        Err(AttentionError::CacheFull { capacity: 2 })
+    );
+    c.undo_append().unwrap();
+    assert_eq!(c, one);
+    assert_eq!(
+        (c.len(), c.slot(1), c.landmark(0).unwrap().count),
+        (1, None, 1)
+    );
+}
+
+/// The H2O case of `heavy_hitter_keeps_recent_tokens_and_the_most_attended`,
+/// taken back: the evicted token returns with its slot, its mass and its
+/// block's summary, and the masses recorded after the append are undone.
+#[test]
+fn heavy_hitter_undo_restores_the_evicted_token_and_the_masses() {
+    let mut c = KvCache::new(4, with(Eviction::HeavyHitter { recent: 2 })).unwrap();
+    fill(&mut c, 0..4);
+    c.record_attention(c.slot(1).unwrap(), 3.0);
+    c.record_attention(c.slot(0).unwrap(), 0.5);
+    c.record_attention(c.slot(2).unwrap(), 0.25);
+    c.record_attention(c.slot(3).unwrap(), 0.0);
+    let before = c.clone();
+    // Appending 4 protects 3 and 4; among 0 (0.5), 1 (3.0) and 2 (0.25)
+    // the victim is 2.
+    fill(&mut c, 4..5);
+    let evicted = (0..4).find(|&p| c.slot(p).is_none());
+    assert_eq!(evicted, Some(2));
+    assert!(c.landmark(1).is_none(), "block 1 (2, 3) lost 2");
+    for _head in 0..3 {
+        for slot in 0..4 {
+            c.record_attention(slot, 0.125);
+        }
+    }
+    c.undo_append().unwrap();
+    assert_eq!(c, before);
+    assert_eq!(c.slot(2), before.slot(2));
+    assert_eq!(c.attention_mass(c.slot(2).unwrap()), 0.25);
+    assert_eq!(c.attention_mass(c.slot(1).unwrap()), 3.0);
+    assert_eq!(c.landmark(1).unwrap().count, 2);
+    assert_eq!(c.slot(4), None);
+    // The next append picks the same victim the clone would.
+    let mut twin = before.clone();
+    fill(&mut c, 4..5);
+    fill(&mut twin, 4..5);
+    assert_eq!(c, twin);
 }
