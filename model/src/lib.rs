@@ -1,4 +1,4 @@
-//! The AETHER temporal model of SPEC §4, run over `.rvne` weights.
+//! The AETHER temporal model (`docs/model.md`), run over `.rvne` weights.
 //!
 //! Per layer: `x = x + attention(x·Wq, x·Wk, x·Wv)·Wo`; the logits are
 //! `x[N-1]·Wc`. The model is generic over the [`AttentionBackend`], so the
@@ -14,7 +14,19 @@
 //!
 //! **Invariant:** every public method validates its inputs before it
 //! changes anything; a failed [`TemporalModel::push`] leaves the stream as
-//! it was.
+//! it was. Most refusals come before any cache is touched; a stage that
+//! can only be checked after some layers appended (attention, residual,
+//! logits, or a later layer's projections) takes those appends back with
+//! [`KvCache::undo_append`], newest first.
+//!
+//! **Invariant:** a forward pass never returns a non-finite logit. Frames
+//! and weights are checked to be finite up front, and every intermediate
+//! (each projection, each attention output, each residual, the logits) is
+//! checked right after it is computed, so finite inputs that outgrow f32
+//! become [`ModelError::NonFinite`] naming the first [`Stage`] that
+//! overflowed, instead of NaN logits whose argmax means nothing. A check
+//! is one scan of a buffer that was just written: a push still allocates
+//! nothing, and finite results are unchanged bit for bit.
 #![no_std]
 
 extern crate alloc;
@@ -23,9 +35,10 @@ mod linear;
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt;
 
 use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
-use aether_rvne::{Header, RvneError, RvneView};
+use aether_rvne::{Header, Layout, MatrixKind, RvneError, RvneView};
 
 use crate::linear::Linear;
 
@@ -52,10 +65,21 @@ pub enum ModelError {
         config_dim: usize,
     },
     /// A weight is NaN or infinite: the model could only ever output NaN.
-    #[error("weight {index} of the blob is not finite")]
+    #[error(
+        "weight {index} of the blob ({matrix} row {row}, col {col}) is {value}; the model \
+         refuses non-finite weights"
+    )]
     NonFiniteWeight {
-        /// Index in SPEC §4 order.
+        /// Index in body order (`docs/model.md`, "Weights, in body order").
         index: usize,
+        /// The matrix holding it.
+        matrix: WeightMatrix,
+        /// Its row in that matrix (the input index of `y = x·W`).
+        row: usize,
+        /// Its column in that matrix (the output index).
+        col: usize,
+        /// What it is.
+        value: NonFiniteValue,
     },
     /// The frame buffer is empty or not a whole number of frames.
     #[error("frames hold {len} values; need a positive multiple of input_dim {input_dim}")]
@@ -66,10 +90,31 @@ pub enum ModelError {
         input_dim: usize,
     },
     /// A frame value is NaN or infinite.
-    #[error("frame value {index} is not finite")]
+    #[error("value {column} of frame {frame} is {value}; frames must be finite")]
     NonFiniteFrame {
-        /// Index into the supplied values.
-        index: usize,
+        /// The frame: its index in the frames passed to
+        /// [`TemporalModel::classify`], or for [`TemporalModel::push`] its
+        /// position in the stream (the frames pushed before it).
+        frame: usize,
+        /// Index of the value within the frame (0..D).
+        column: usize,
+        /// What it is.
+        value: NonFiniteValue,
+    },
+    /// Frames and weights were finite, but a value computed from them was
+    /// not: the numbers outgrew f32 (or the attention backend returned a
+    /// non-finite row for finite inputs). Names the first place it
+    /// happened, in forward order, so a user can tell "frames far outside
+    /// the training scale" (an early stage) from "a huge weight" (the stage
+    /// that multiplies by it).
+    #[error("frame {frame}: {stage} is not finite although its inputs are (f32 overflow)")]
+    NonFinite {
+        /// Where the first non-finite value appeared.
+        stage: Stage,
+        /// The frame it belongs to, numbered as in
+        /// [`ModelError::NonFiniteFrame`]; the classifier only ever runs on
+        /// the last frame.
+        frame: usize,
     },
     /// The logits buffer has the wrong length.
     #[error("logits buffer holds {actual} values; the model has {expected} classes")]
@@ -95,9 +140,213 @@ pub enum ModelError {
     Weights(#[from] RvneError),
 }
 
+impl ModelError {
+    /// The frame the error concerns, for the two variants that name one
+    /// ([`NonFiniteFrame`](Self::NonFiniteFrame),
+    /// [`NonFinite`](Self::NonFinite)), numbered as they document. Why: a
+    /// caller that read the frames from somewhere (a CSV line, a packet)
+    /// can point at the source of that very frame.
+    #[must_use]
+    pub const fn frame(&self) -> Option<usize> {
+        match self {
+            Self::NonFiniteFrame { frame, .. } | Self::NonFinite { frame, .. } => Some(*frame),
+            _ => None,
+        }
+    }
+}
+
 impl From<aether_domain::ShapeError> for ModelError {
     fn from(e: aether_domain::ShapeError) -> Self {
         Self::Attention(e.into())
+    }
+}
+
+/// A weight matrix of the model, as errors and reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightMatrix {
+    /// One of a layer's four projections.
+    Layer {
+        /// The layer (0-based).
+        layer: usize,
+        /// Which projection.
+        kind: MatrixKind,
+    },
+    /// The classifier Wc.
+    Classifier,
+}
+
+impl WeightMatrix {
+    /// The matrix holding body weight `index` of a blob with `layout`, and
+    /// the weight's row and column in it; `None` past the last weight.
+    ///
+    /// Why here: the model's errors and `aether inspect` must point at the
+    /// same place for the same index, so the arithmetic lives once.
+    #[must_use]
+    pub fn locate(layout: &Layout, index: usize) -> Option<(Self, usize, usize)> {
+        if index >= layout.weight_count() {
+            return None;
+        }
+        let stride = layout.layer_stride();
+        let (matrix, span) = if index < layout.n_layers() * stride {
+            let layer = index / stride;
+            MatrixKind::BODY_ORDER.iter().find_map(|&kind| {
+                let span = layout.matrix(layer, kind)?;
+                span.range()
+                    .contains(&index)
+                    .then_some((Self::Layer { layer, kind }, span))
+            })?
+        } else {
+            (Self::Classifier, layout.classifier())
+        };
+        let within = index - span.offset;
+        Some((matrix, within / span.cols, within % span.cols))
+    }
+
+    /// `Wq`, `Wk`, `Wv`, `Wo` or `Wc`.
+    #[must_use]
+    pub const fn short_name(self) -> &'static str {
+        match self {
+            Self::Layer { kind, .. } => match kind {
+                MatrixKind::Query => "Wq",
+                MatrixKind::Key => "Wk",
+                MatrixKind::Value => "Wv",
+                MatrixKind::Output => "Wo",
+            },
+            Self::Classifier => "Wc",
+        }
+    }
+}
+
+/// `layer 0 Wq`, `classifier Wc`.
+impl fmt::Display for WeightMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Layer { layer, .. } => write!(f, "layer {layer} {}", self.short_name()),
+            Self::Classifier => f.write_str("classifier Wc"),
+        }
+    }
+}
+
+/// Which non-finite value a weight or frame holds. Kept as a tag rather
+/// than the f32 so errors stay comparable (`NaN != NaN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NonFiniteValue {
+    /// Not a number.
+    NaN,
+    /// +∞.
+    PositiveInfinity,
+    /// −∞.
+    NegativeInfinity,
+}
+
+impl NonFiniteValue {
+    /// The tag of `value`, or `None` when it is finite.
+    #[must_use]
+    pub fn of(value: f32) -> Option<Self> {
+        if value.is_nan() {
+            Some(Self::NaN)
+        } else if value == f32::INFINITY {
+            Some(Self::PositiveInfinity)
+        } else if value == f32::NEG_INFINITY {
+            Some(Self::NegativeInfinity)
+        } else {
+            None
+        }
+    }
+}
+
+/// `NaN`, `+inf`, `-inf`.
+impl fmt::Display for NonFiniteValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NaN => "NaN",
+            Self::PositiveInfinity => "+inf",
+            Self::NegativeInfinity => "-inf",
+        })
+    }
+}
+
+/// A step of the forward pass, in the order it runs for each layer; names
+/// where the first non-finite value appeared in [`ModelError::NonFinite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The queries `x·Wq` of a layer.
+    Query {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The keys `x·Wk` of a layer.
+    Key {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The values `x·Wv` of a layer.
+    Value {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The attention backend's output of a layer (finite queries, keys and
+    /// values give a finite output, so this names a backend defect or an
+    /// overflow inside the backend's f32 arithmetic).
+    Attention {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The residual stream after a layer, `x + attention·Wo`.
+    Output {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The logits `x·Wc`.
+    Classifier,
+}
+
+impl Stage {
+    /// The layer of this stage; `None` for the classifier.
+    #[must_use]
+    pub const fn layer(self) -> Option<usize> {
+        match self {
+            Self::Query { layer }
+            | Self::Key { layer }
+            | Self::Value { layer }
+            | Self::Attention { layer }
+            | Self::Output { layer } => Some(layer),
+            Self::Classifier => None,
+        }
+    }
+
+    /// The weight matrix this stage multiplies by; `None` for attention,
+    /// which has no weights.
+    #[must_use]
+    pub const fn matrix(self) -> Option<WeightMatrix> {
+        let (layer, kind) = match self {
+            Self::Query { layer } => (layer, MatrixKind::Query),
+            Self::Key { layer } => (layer, MatrixKind::Key),
+            Self::Value { layer } => (layer, MatrixKind::Value),
+            Self::Output { layer } => (layer, MatrixKind::Output),
+            Self::Attention { .. } => return None,
+            Self::Classifier => return Some(WeightMatrix::Classifier),
+        };
+        Some(WeightMatrix::Layer { layer, kind })
+    }
+}
+
+/// `layer 1 query projection x·Wq`, `classifier logits x·Wc`, ...
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Query { layer } => write!(f, "layer {layer} query projection x·Wq"),
+            Self::Key { layer } => write!(f, "layer {layer} key projection x·Wk"),
+            Self::Value { layer } => write!(f, "layer {layer} value projection x·Wv"),
+            Self::Attention { layer } => write!(f, "layer {layer} attention output"),
+            Self::Output { layer } => {
+                write!(
+                    f,
+                    "layer {layer} output projection and residual x + attention·Wo"
+                )
+            }
+            Self::Classifier => f.write_str("classifier logits x·Wc"),
+        }
     }
 }
 
@@ -130,6 +379,10 @@ pub struct Stream {
     v: Vec<f32>,
     attended: Vec<f32>,
     projected: Vec<f32>,
+    /// The logits are computed here and copied out only once they are
+    /// known to be finite, so a failed push leaves the caller's buffer as
+    /// it was.
+    logits: Vec<f32>,
 }
 
 impl Stream {
@@ -153,6 +406,24 @@ impl Stream {
 
 fn first_non_finite(values: &[f32]) -> Option<usize> {
     values.iter().position(|v| !v.is_finite())
+}
+
+/// `Err(NonFinite)` naming `stage` and the frame of the first non-finite
+/// value, when `values` holds rows of `width` values for frames
+/// `first_frame..`.
+fn check_stage(
+    values: &[f32],
+    width: usize,
+    stage: Stage,
+    first_frame: usize,
+) -> Result<(), ModelError> {
+    match first_non_finite(values) {
+        None => Ok(()),
+        Some(index) => Err(ModelError::NonFinite {
+            stage,
+            frame: first_frame + index / width,
+        }),
+    }
 }
 
 impl<B: AttentionBackend> TemporalModel<B> {
@@ -181,7 +452,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
             });
         }
         if let Some(index) = weights.first_non_finite() {
-            return Err(ModelError::NonFiniteWeight { index });
+            return Err(non_finite_weight(&weights, index));
         }
         let layers = weights
             .layers()
@@ -226,7 +497,9 @@ impl<B: AttentionBackend> TemporalModel<B> {
         usize::from(self.header.n_classes)
     }
 
-    fn check_frames(&self, frames: &[f32]) -> Result<usize, ModelError> {
+    /// Checks the length and finiteness of `frames`, the first of which is
+    /// frame `first_frame`; returns how many frames they hold.
+    fn check_frames(&self, frames: &[f32], first_frame: usize) -> Result<usize, ModelError> {
         let input_dim = self.input_dim();
         if frames.is_empty() || !frames.len().is_multiple_of(input_dim) {
             return Err(ModelError::FrameLength {
@@ -235,7 +508,11 @@ impl<B: AttentionBackend> TemporalModel<B> {
             });
         }
         if let Some(index) = first_non_finite(frames) {
-            return Err(ModelError::NonFiniteFrame { index });
+            return Err(ModelError::NonFiniteFrame {
+                frame: first_frame + index / input_dim,
+                column: index % input_dim,
+                value: NonFiniteValue::of(frames[index]).unwrap_or(NonFiniteValue::NaN),
+            });
         }
         Ok(frames.len() / input_dim)
     }
@@ -254,28 +531,46 @@ impl<B: AttentionBackend> TemporalModel<B> {
     /// Prefill: the logits of the last of `frames` (`N x D`, row-major,
     /// oldest first), written to `logits` (`C` values).
     ///
+    /// Every stage is checked for every frame, the classifier for the last
+    /// one, so this fails exactly when pushing the same frames one by one
+    /// into a fresh stream would fail, and with the same error.
+    ///
     /// # Errors
     /// [`ModelError::FrameLength`], [`ModelError::NonFiniteFrame`],
-    /// [`ModelError::LogitsLength`], or the backend's error.
+    /// [`ModelError::LogitsLength`], [`ModelError::NonFinite`], or the
+    /// backend's error. On error `logits` is unchanged.
     pub fn classify_into(&self, frames: &[f32], logits: &mut [f32]) -> Result<(), ModelError> {
-        let n = self.check_frames(frames)?;
+        let n = self.check_frames(frames, 0)?;
         self.check_logits(logits)?;
         let config = self.backend.config();
         let (d, q_heads, kv_heads) = (config.head_dim, config.q_heads, config.kv_heads);
         let input_dim = self.input_dim();
         let mut x = frames.to_vec();
         let mut projected = vec![0.0; input_dim];
-        for layer in &self.layers {
-            let q = layer.wq.apply_rows(&x, n, q_heads, d)?;
-            let k = layer.wk.apply_rows(&x, n, kv_heads, d)?;
-            let v = layer.wv.apply_rows(&x, n, kv_heads, d)?;
+        for (layer, weights) in self.layers.iter().enumerate() {
+            let q = weights.wq.apply_rows(&x, n, q_heads, d)?;
+            check_stage(q.as_slice(), q_heads * d, Stage::Query { layer }, 0)?;
+            let k = weights.wk.apply_rows(&x, n, kv_heads, d)?;
+            check_stage(k.as_slice(), kv_heads * d, Stage::Key { layer }, 0)?;
+            let v = weights.wv.apply_rows(&x, n, kv_heads, d)?;
+            check_stage(v.as_slice(), kv_heads * d, Stage::Value { layer }, 0)?;
             let attended = self.backend.forward(q.view(), k.view(), v.view())?;
+            check_stage(
+                attended.as_slice(),
+                q_heads * d,
+                Stage::Attention { layer },
+                0,
+            )?;
             for (t, row) in x.chunks_exact_mut(input_dim).enumerate() {
-                layer.wo.apply(attended.view().token(t), &mut projected);
+                weights.wo.apply(attended.view().token(t), &mut projected);
                 row.iter_mut().zip(&projected).for_each(|(x, p)| *x += p);
             }
+            check_stage(&x, input_dim, Stage::Output { layer }, 0)?;
         }
-        self.classifier.apply(&x[(n - 1) * input_dim..], logits);
+        let mut out = vec![0.0; logits.len()];
+        self.classifier.apply(&x[(n - 1) * input_dim..], &mut out);
+        check_stage(&out, out.len(), Stage::Classifier, n - 1)?;
+        logits.copy_from_slice(&out);
         Ok(())
     }
 
@@ -315,18 +610,40 @@ impl<B: AttentionBackend> TemporalModel<B> {
             v: vec![0.0; kv_len],
             attended: vec![0.0; q_len],
             projected: vec![0.0; self.input_dim()],
+            logits: vec![0.0; self.n_classes()],
         })
+    }
+
+    /// Whether `stream` was made by a model of this shape (so every
+    /// scratch buffer has the length this model writes).
+    fn owns(&self, stream: &Stream) -> bool {
+        let config = self.backend.config();
+        let (q_len, kv_len) = (
+            config.q_heads * config.head_dim,
+            config.kv_heads * config.head_dim,
+        );
+        stream.caches.len() == self.layers.len()
+            && stream.x.len() == self.input_dim()
+            && stream.projected.len() == self.input_dim()
+            && stream.q.len() == q_len
+            && stream.attended.len() == q_len
+            && stream.k.len() == kv_len
+            && stream.v.len() == kv_len
+            && stream.logits.len() == self.n_classes()
     }
 
     /// Streaming: appends one frame (`D` values) and writes the logits of
     /// the sequence so far — equal to [`classify_into`](Self::classify_into)
-    /// over every frame pushed.
+    /// over every frame pushed, and failing when it would.
     ///
     /// # Errors
     /// [`ModelError::FrameLength`], [`ModelError::NonFiniteFrame`],
-    /// [`ModelError::LogitsLength`], [`ModelError::ForeignStream`], and
-    /// [`AttentionError::CacheFull`] when the stream is full. On error the
-    /// stream is unchanged.
+    /// [`ModelError::LogitsLength`], [`ModelError::ForeignStream`],
+    /// [`AttentionError::CacheFull`] when the stream is full, and
+    /// [`ModelError::NonFinite`] when a value computed from the frame is not
+    /// finite. On error the stream and `logits` are unchanged: the frame is
+    /// not part of the sequence, and the next push continues as if it had
+    /// never been offered.
     pub fn push(
         &self,
         stream: &mut Stream,
@@ -339,14 +656,14 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 input_dim: self.input_dim(),
             });
         }
-        self.check_frames(frame)?;
         self.check_logits(logits)?;
-        if stream.caches.len() != self.layers.len() || stream.x.len() != self.input_dim() {
+        if !self.owns(stream) {
             return Err(ModelError::ForeignStream {
                 expected: self.layers.len(),
                 actual: stream.caches.len(),
             });
         }
+        self.check_frames(frame, stream.len())?;
         // Every layer appends one token; check room in all of them first so
         // a full cache cannot leave earlier layers one token ahead.
         if let Some(full) = stream.caches.iter().find(|c| !c.has_room()) {
@@ -355,13 +672,41 @@ impl<B: AttentionBackend> TemporalModel<B> {
             }
             .into());
         }
+        stream.x.copy_from_slice(frame);
+        let mut appended = 0;
+        if let Err(error) = self.push_layers(stream, &mut appended) {
+            // A stage after a layer's append failed: take back this push's
+            // appends, newest first, so every cache (keys, values, landmark
+            // sums, attention mass) is bit-for-bit what it was. Undoing
+            // cannot fail here: each of these caches took exactly one
+            // append in this push; if it ever did, that error is the one
+            // that matters.
+            for cache in stream.caches[..appended].iter_mut().rev() {
+                cache.undo_append()?;
+            }
+            return Err(error);
+        }
+        logits.copy_from_slice(&stream.logits);
+        Ok(())
+    }
+
+    /// The forward pass of one frame (already in `stream.x`) through every
+    /// layer and the classifier, into `stream.logits`; counts in `appended`
+    /// the layers whose cache took the frame, so the caller can undo them.
+    fn push_layers(&self, stream: &mut Stream, appended: &mut usize) -> Result<(), ModelError> {
         let config = self.backend.config();
         let (d, q_heads, kv_heads) = (config.head_dim, config.q_heads, config.kv_heads);
-        stream.x.copy_from_slice(frame);
-        for (layer, cache) in self.layers.iter().zip(&mut stream.caches) {
-            layer.wq.apply(&stream.x, &mut stream.q);
-            layer.wk.apply(&stream.x, &mut stream.k);
-            layer.wv.apply(&stream.x, &mut stream.v);
+        // The frame's position: numbering as in prefill.
+        let frame = stream.len();
+        for (layer, (weights, cache)) in self.layers.iter().zip(&mut stream.caches).enumerate() {
+            // Projections are checked before the append, so a bad one needs
+            // no undo in this layer.
+            weights.wq.apply(&stream.x, &mut stream.q);
+            check_stage(&stream.q, stream.q.len(), Stage::Query { layer }, frame)?;
+            weights.wk.apply(&stream.x, &mut stream.k);
+            check_stage(&stream.k, stream.k.len(), Stage::Key { layer }, frame)?;
+            weights.wv.apply(&stream.x, &mut stream.v);
+            check_stage(&stream.v, stream.v.len(), Stage::Value { layer }, frame)?;
             self.backend.step_into(
                 TensorView::new(&stream.q, 1, q_heads, d)?,
                 TensorView::new(&stream.k, 1, kv_heads, d)?,
@@ -369,15 +714,41 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 cache,
                 &mut stream.attended,
             )?;
-            layer.wo.apply(&stream.attended, &mut stream.projected);
+            *appended += 1;
+            check_stage(
+                &stream.attended,
+                stream.attended.len(),
+                Stage::Attention { layer },
+                frame,
+            )?;
+            weights.wo.apply(&stream.attended, &mut stream.projected);
             stream
                 .x
                 .iter_mut()
                 .zip(&stream.projected)
                 .for_each(|(x, p)| *x += p);
+            check_stage(&stream.x, stream.x.len(), Stage::Output { layer }, frame)?;
         }
-        self.classifier.apply(&stream.x, logits);
-        Ok(())
+        self.classifier.apply(&stream.x, &mut stream.logits);
+        check_stage(
+            &stream.logits,
+            stream.logits.len(),
+            Stage::Classifier,
+            frame,
+        )
+    }
+}
+
+/// [`ModelError::NonFiniteWeight`] for body weight `index` of `weights`.
+fn non_finite_weight(weights: &RvneView<'_>, index: usize) -> ModelError {
+    let (matrix, row, col) =
+        WeightMatrix::locate(&weights.layout(), index).unwrap_or((WeightMatrix::Classifier, 0, 0));
+    ModelError::NonFiniteWeight {
+        index,
+        matrix,
+        row,
+        col,
+        value: NonFiniteValue::of(weights.weight(index)).unwrap_or(NonFiniteValue::NaN),
     }
 }
 

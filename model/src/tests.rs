@@ -154,7 +154,16 @@ fn non_finite_weights_are_refused() {
     let backend = ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap();
     assert_eq!(
         TemporalModel::new(view, backend).unwrap_err(),
-        ModelError::NonFiniteWeight { index: 123 }
+        ModelError::NonFiniteWeight {
+            index: 123,
+            matrix: WeightMatrix::Layer {
+                layer: 0,
+                kind: aether_rvne::MatrixKind::Query
+            },
+            row: 0,
+            col: 123,
+            value: NonFiniteValue::NaN,
+        }
     );
 }
 
@@ -181,7 +190,11 @@ fn bad_frames_and_buffers_are_typed_errors_and_leave_the_stream() {
     bad[20] = f32::INFINITY;
     assert_eq!(
         model.classify(&bad).unwrap_err(),
-        ModelError::NonFiniteFrame { index: 20 }
+        ModelError::NonFiniteFrame {
+            frame: 1,
+            column: 4,
+            value: NonFiniteValue::PositiveInfinity
+        }
     );
     let mut logits = [0.0; 3];
     assert_eq!(
@@ -217,7 +230,11 @@ fn bad_frames_and_buffers_are_typed_errors_and_leave_the_stream() {
         model
             .push(&mut stream, &nan_frame, &mut logits)
             .unwrap_err(),
-        ModelError::NonFiniteFrame { index: 0 }
+        ModelError::NonFiniteFrame {
+            frame: 0,
+            column: 0,
+            value: NonFiniteValue::NaN
+        }
     );
     assert!(stream.is_empty());
 
@@ -255,3 +272,5 @@ fn non_causal_heads_cannot_stream() {
     );
     assert_eq!(model.classify(&frames(3, 16, 2)).unwrap().len(), 4);
 }
+
+mod non_finite;
