@@ -86,14 +86,14 @@ pub(crate) fn element(row: Row<'_>, d: usize) -> f64 {
 /// data, cheap next to the attention it guards.
 pub(crate) fn all_finite(x: &[f32]) -> bool {
     const LANES: usize = 16;
+    let (chunks, tail) = x.as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v * 0.0;
+    for chunk in chunks {
+        for l in 0..LANES {
+            acc[l] += chunk[l] * 0.0;
         }
     }
-    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+    for (a, &v) in acc.iter_mut().zip(tail) {
         *a += v * 0.0;
     }
     acc.iter().sum::<f32>() == 0.0
@@ -178,6 +178,9 @@ pub(crate) fn repair_prefill(
     let marks_finite = (0..kv_heads).all(|g| (0..blocks).all(|b| landmark_finite(g, b)));
     let mut set = aether_domain::Candidates::default();
     if marks_finite && all_finite(p.q) && all_finite(p.k) && all_finite(p.v) {
+        if all_finite(out) {
+            return Ok(());
+        }
         // Only overflow can have spoilt a row.
         for (r, row) in out.chunks_exact_mut(dim).enumerate() {
             if !all_finite(row) {
@@ -350,19 +353,22 @@ pub(crate) fn step(head: &StepHead<'_>, q: &[f32], cache: &KvCache, out: &mut [f
     }
 }
 
-/// True when every element of `x` has magnitude below `bound` (false for
-/// NaN). Lane-parallel, so it vectorises.
-pub(crate) fn all_below(x: &[f32], bound: f32) -> bool {
-    const LANES: usize = 8;
-    let mut ok = [true; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (o, &v) in ok.iter_mut().zip(chunk) {
-            *o &= v.abs() < bound;
+/// True when the magnitudes of `x` sum to less than `bound` (false for
+/// NaN and infinities), so every element is below `bound`. A sum rather
+/// than a comparison per element because it vectorises to one `and` and
+/// one `add` per vector; the sum exceeding `bound` while every element is
+/// below only sends a step to the (correct) exact path.
+pub(crate) fn sum_abs_below(x: &[f32], bound: f32) -> bool {
+    const LANES: usize = 16;
+    let (chunks, tail) = x.as_chunks::<LANES>();
+    let mut acc = [0.0f32; LANES];
+    for chunk in chunks {
+        for l in 0..LANES {
+            acc[l] += chunk[l].abs();
         }
     }
-    for (o, &v) in ok.iter_mut().zip(chunks.remainder()) {
-        *o &= v.abs() < bound;
+    for (a, &v) in acc.iter_mut().zip(tail) {
+        *a += v.abs();
     }
-    ok.iter().all(|&o| o)
+    acc.iter().sum::<f32>() < bound
 }

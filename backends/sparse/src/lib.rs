@@ -275,14 +275,15 @@ impl AttentionBackend for SparseBackend {
             kv_heads: self.config.kv_heads,
             dim: self.config.head_dim,
         };
-        // The fast kernels only when nothing non-finite can reach them
-        // (O(1) from the cache's count, O(heads × dim) for the query), and
-        // only if their result is finite; otherwise the exact path
+        // The fast kernels only when the cache holds nothing non-finite
+        // (O(1): the cache counts such rows), and their result only when
+        // every score was trustworthy (a non-finite query shows up there as
+        // NaN scores) and the output is finite; otherwise the exact path
         // (`docs/non-finite.md`).
         let q = q.as_slice();
-        if cache.non_finite_rows() == 0 && exact::all_finite(q) {
-            let scores_finite = step::attend(&head, self.kernel.isa(), q, cache, out);
-            if !scores_finite || !exact::all_finite(out) {
+        if cache.non_finite_rows() == 0 {
+            let scores_trusted = step::attend(&head, self.kernel.isa(), q, cache, out);
+            if !scores_trusted || !exact::all_finite(out) {
                 exact::step(&head, q, cache, out);
             }
         } else {

@@ -697,7 +697,7 @@ fn process<K: Kernel, const H: usize, const CAP: usize, const MARKS: usize, cons
     kernel.scores::<H, CAP, SHARED>(&key_sums, heads, chunk.tokens, &mut scores);
     if !scores
         .iter()
-        .all(|s| crate::exact::all_below(&s[..chunk.len()], TRUSTED_SCORE))
+        .all(|s| crate::exact::sum_abs_below(&s[..chunk.len()], TRUSTED_SCORE))
     {
         step.finite.set(false);
     }
