@@ -19,7 +19,7 @@ use proptest::test_runner::FileFailurePersistence;
 /// f32 backends against each other or the f64 reference: scores over at
 /// most ~50 candidates of magnitude <= head_dim * scale^2 lose a few ulp to
 /// accumulation order and the polynomial exp (3e-7 relative); 1e-5 absolute
-/// on outputs of magnitude <= 2 leaves ~30x headroom and is SPEC §9's bar.
+/// on outputs of magnitude <= 2 leaves ~30x headroom and is the bar of docs/quality.md.
 const EXACT: f32 = 1e-5;
 
 /// Value range of generated q/k/v. 2 makes softmax peaky enough that a
