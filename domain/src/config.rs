@@ -53,7 +53,7 @@ impl CacheDtype {
 /// default a full cache refuses the token with a typed error, so no
 /// context is ever lost silently.
 ///
-/// Read through [`EvictionRepr`]: serde ignores extra keys beside the tag
+/// Read through `EvictionRepr`: serde ignores extra keys beside the tag
 /// of an internally tagged *unit* variant even under
 /// `deny_unknown_fields`, so `{ policy = "sliding_window", recent = 64 }`
 /// would load silently as if `recent` meant something.

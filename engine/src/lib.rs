@@ -5,7 +5,7 @@
 //! [`Backend`] enum forwards the [`AttentionBackend`] port to it with static
 //! dispatch (a `match`, no `dyn`, usable on `no_std`). [`tracks`] runs many
 //! independent streams over one backend. With the `std`
-//! feature, [`toml_config`] loads a `HeadConfig` from TOML with errors that
+//! feature, `toml_config` loads a `HeadConfig` from TOML with errors that
 //! name the key and line.
 //!
 //! **Invariant:** no other crate matches on [`BackendKind`] to construct a
