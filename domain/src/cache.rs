@@ -11,7 +11,8 @@
 //! # Positions and eviction
 //! Positions are absolute: the n-th appended token has position n-1,
 //! whatever was evicted before it. A decode step for position `t` takes the
-//! SPEC §3 candidate set of `t` and keeps only what the cache retains:
+//! candidate set of `t` (`docs/attention.md`) and keeps only what the cache
+//! retains:
 //! - a token candidate `j` counts iff [`KvCache::slot`] finds it;
 //! - a landmark block counts iff [`KvCache::landmark`] finds its summary.
 //!   The cache holds the summaries of the `⌈capacity/B⌉ + 1` most recent

@@ -1,4 +1,5 @@
-//! The reference backend: SPEC §3 attention written the obvious way.
+//! The reference backend: the attention of `docs/attention.md` written the
+//! obvious way.
 //!
 //! For every query it asks the domain's [`SparsePattern`] for the candidate
 //! set, builds each candidate's key and value (landmark means computed from
@@ -19,7 +20,7 @@ use aether_domain::{
     SparsePattern, Tensor, TensorView, check,
 };
 
-/// Naive attention over the SPEC §3 candidate pattern.
+/// Naive attention over the sparse candidate pattern (`docs/attention.md`).
 #[derive(Debug, Clone)]
 pub struct ReferenceBackend {
     config: HeadConfig,
@@ -188,7 +189,7 @@ impl AttentionBackend for ReferenceBackend {
         check::step(&self.config, q, k, v, cache, out)?;
         cache.append(k.as_slice(), v.as_slice())?;
         let i = cache.len() - 1;
-        // The SPEC §3 set of position i, restricted to what the cache
+        // The candidate set of position i, restricted to what the cache
         // retains (everything, without eviction).
         let mut candidates = self.pattern.candidates(i, i + 1);
         candidates.tokens.retain(|&j| cache.slot(j).is_some());
