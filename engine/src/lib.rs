@@ -83,7 +83,7 @@ impl From<ReferenceBackend> for Backend {
 ///
 /// `enum_dispatch` would generate this, but it can only dispatch a trait
 /// whose definition it saw in the same crate, and the port must live in the
-/// domain crate (see ARCHITECTURE.md, "Departures from SPEC").
+/// domain crate (see ARCHITECTURE.md, "Departures from the original plan").
 macro_rules! forward {
     ($self:ident, $backend:ident => $call:expr) => {
         match $self {

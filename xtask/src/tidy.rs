@@ -106,7 +106,6 @@ const TEAM_SPEC_CITATIONS: &[&str] = &["SPEC.md", "SPEC §", "../shared"];
 const MAY_CITE_TEAM_SPEC: &[&str] = &["docs/", "tests/data/"];
 
 #[test]
-#[ignore = "enabled once every crate cites docs/"]
 fn definitions_are_cited_from_docs() {
     let mut offenders = Vec::new();
     for path in tracked_files() {
