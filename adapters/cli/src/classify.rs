@@ -254,10 +254,11 @@ impl Run<'_> {
         )?;
         for (index, start) in (0..n).step_by(segment).enumerate() {
             let end = (start + segment).min(n);
-            let logits = self
-                .model
-                .classify(frames.span(start..end))
-                .map_err(|e| self.frame_error(&frames_name, frames.line(start), start, e))?;
+            let logits = self.model.classify(frames.span(start..end)).map_err(|e| {
+                // The model numbers frames within the span it was given.
+                let at = start + e.frame().unwrap_or(0);
+                self.frame_error(&frames_name, frames.line(at), at, e)
+            })?;
             output.row(&Row {
                 segment: index,
                 first_frame: start,
@@ -345,12 +346,29 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A model error about frame `frame` on CSV line `line`.
+    /// A model error about frame `frame` (numbered from the start of the
+    /// input) on CSV line `line`. An error that names its frame gets the
+    /// input's numbering rather than the segment's or stream's, so the
+    /// message names the frame once.
     fn frame_error(&self, origin: &str, line: usize, frame: usize, e: ModelError) -> CliError {
-        CliError::model(
-            format!("{} on {origin}:{line} (frame {frame})", self.model_name),
-            e,
-        )
+        match e {
+            ModelError::NonFinite { stage, .. } => CliError::model(
+                format!("{} on {origin}:{line}", self.model_name),
+                ModelError::NonFinite { stage, frame },
+            ),
+            ModelError::NonFiniteFrame { column, value, .. } => CliError::model(
+                format!("{} on {origin}:{line}", self.model_name),
+                ModelError::NonFiniteFrame {
+                    frame,
+                    column,
+                    value,
+                },
+            ),
+            e => CliError::model(
+                format!("{} on {origin}:{line} (frame {frame})", self.model_name),
+                e,
+            ),
+        }
     }
 }
 

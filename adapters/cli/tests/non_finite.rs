@@ -135,6 +135,34 @@ fn classify_fails_on_frames_that_overflow() {
     }
 }
 
+/// An overflow in the middle of the input names the failing frame once, by
+/// its number in the input and its CSV line, whether the frames are
+/// classified in segments or streamed (the model numbers frames within
+/// the span it was given; the CLI renumbers them).
+#[test]
+fn an_overflow_names_its_frame_and_line_once() {
+    let scratch = Scratch::new("mid");
+    let model = scratch.path("m.rvne");
+    write_blob(&model, &init_weights());
+    let frames = scratch.path("mid.csv");
+    let unit = vec!["0.5"; 16].join(",");
+    let huge = vec!["3e38"; 16].join(",");
+    let text_in = format!(
+        "# five unit frames, then an overflowing one\n{unit}\n{unit}\n{unit}\n{unit}\n{unit}\n{huge}\n"
+    );
+    std::fs::write(&frames, text_in).unwrap();
+    for mode in [&["--segment", "2"][..], &["--stream"][..], &[][..]] {
+        let mut args = vec!["classify", "--model", s(&model), "--frames", s(&frames)];
+        args.extend_from_slice(mode);
+        let line = fails(&aether(&args, None), &format!("{mode:?}"));
+        assert!(
+            line.contains("mid.csv:7: frame 5: layer 0 query projection"),
+            "{mode:?}: {line}"
+        );
+        assert_eq!(line.matches("frame").count(), 1, "{mode:?}: {line}");
+    }
+}
+
 /// Whatever the frames' scale, `classify` prints finite logits or fails
 /// with one line naming the layer — never NaN with exit 0. (Before: 1e18
 /// gave NaN logits from the sparse prefill, 3e38 from every backend.)
