@@ -3,7 +3,8 @@
 //! Deterministic inputs (so a failing proptest case reproduces from its
 //! seed alone) and the error measure every equality test reports.
 
-use aether_domain::Tensor;
+use aether_domain::{BackendKind, HeadConfig, Tensor};
+use proptest::prelude::*;
 
 /// A deterministic xorshift64* stream; tests derive all inputs from a seed.
 #[derive(Debug, Clone)]
@@ -62,6 +63,44 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 #[must_use]
 pub fn token(t: &Tensor, token: usize) -> Tensor {
     Tensor::new(t.view().token(token).to_vec(), 1, t.heads(), t.dim()).expect("one token")
+}
+
+/// A random valid head for the property suites: GQA group and KV heads
+/// chosen independently so MHA, GQA and MQA all occur; small dims so tails
+/// of vector loops occur; the window from `window` (suites that must cross
+/// the kernels' chunk sizes pass wide ones). `causal: None` draws it too.
+pub fn arb_head(
+    window: impl Strategy<Value = usize>,
+    causal: Option<bool>,
+) -> impl Strategy<Value = HeadConfig> {
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=12,
+        window,
+        1usize..=6,
+        any::<bool>(),
+        proptest::collection::vec(0usize..8, 0..3),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            move |(kv_heads, group, head_dim, window, block_size, c, globals, stride, marks)| {
+                HeadConfig {
+                    backend: BackendKind::Reference,
+                    q_heads: kv_heads * group,
+                    kv_heads,
+                    head_dim,
+                    window,
+                    block_size,
+                    causal: causal.unwrap_or(c),
+                    global_tokens: globals,
+                    log_stride: stride,
+                    landmarks: marks,
+                    ..HeadConfig::default_aether()
+                }
+            },
+        )
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use aether_domain::{
     Tensor,
 };
 use aether_engine::Backend;
-use aether_tests::{Rng, max_abs_diff, random_tensor, token};
+use aether_tests::{Rng, arb_head, max_abs_diff, random_tensor, token};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -43,37 +43,9 @@ fn proptest_config() -> ProptestConfig {
     }
 }
 
-/// A random valid head: GQA group and KV heads chosen independently so
-/// MHA, GQA and MQA all occur; small dims so tails of vector loops occur.
+/// A random head ([`arb_head`]) with this suite's windows.
 fn arb_config(causal: Option<bool>) -> impl Strategy<Value = HeadConfig> {
-    (
-        1usize..=3,
-        1usize..=3,
-        1usize..=12,
-        0usize..=12,
-        1usize..=6,
-        any::<bool>(),
-        proptest::collection::vec(0usize..8, 0..3),
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(
-            move |(kv_heads, group, head_dim, window, block_size, c, globals, stride, marks)| {
-                HeadConfig {
-                    backend: BackendKind::Reference,
-                    q_heads: kv_heads * group,
-                    kv_heads,
-                    head_dim,
-                    window,
-                    block_size,
-                    causal: causal.unwrap_or(c),
-                    global_tokens: globals,
-                    log_stride: stride,
-                    landmarks: marks,
-                    ..HeadConfig::default_aether()
-                }
-            },
-        )
+    arb_head(0usize..=12, causal)
 }
 
 struct Inputs {

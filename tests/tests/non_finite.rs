@@ -16,7 +16,7 @@ use aether_dense::DenseBackend;
 use aether_domain::{AttentionBackend, CacheDtype, CacheLayout, HeadConfig, KvCache, Tensor};
 use aether_reference::ReferenceBackend;
 use aether_sparse::SparseBackend;
-use aether_tests::{Rng, random_tensor, token};
+use aether_tests::{Rng, arb_head, random_tensor, token};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -79,37 +79,12 @@ fn arb_injection() -> impl Strategy<Value = Injection> {
         })
 }
 
-/// A head with MHA/GQA/MQA, small dims (vector tails), windows either
-/// small or wider than the kernels' chunks (the step's 56–72 candidates;
-/// the prefill's 256 keys, which a window of 241 plus a tile exceeds).
+/// A random head ([`arb_head`]) with this suite's windows.
 fn arb_config(causal: Option<bool>) -> impl Strategy<Value = HeadConfig> {
-    (
-        1usize..=3,
-        1usize..=3,
-        1usize..=12,
+    arb_head(
         prop_oneof![6 => 0usize..=12, 1 => 60usize..=120, 1 => 241usize..=300],
-        1usize..=6,
-        any::<bool>(),
-        proptest::collection::vec(0usize..8, 0..3),
-        any::<bool>(),
-        any::<bool>(),
+        causal,
     )
-        .prop_map(
-            move |(kv_heads, group, head_dim, window, block_size, c, globals, stride, marks)| {
-                HeadConfig {
-                    q_heads: kv_heads * group,
-                    kv_heads,
-                    head_dim,
-                    window,
-                    block_size,
-                    causal: causal.unwrap_or(c),
-                    global_tokens: globals,
-                    log_stride: stride,
-                    landmarks: marks,
-                    ..HeadConfig::default_aether()
-                }
-            },
-        )
 }
 
 struct Inputs {

@@ -19,16 +19,14 @@
 //! the matrix (see [`overflow_warning`] for the exact criterion); the exit
 //! stays 0, because the file is what it says it is.
 
-use std::io::{Read as _, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use aether_model::{ModelError, NonFiniteValue, WeightMatrix};
-use aether_rvne::{
-    FOOTER_LEN, FileError, HEADER_LEN, Header, MAX_BLOB_LEN, Matrix, MatrixKind, RvneBlob,
-    RvneView, VERSION,
-};
+use aether_rvne::{FOOTER_LEN, HEADER_LEN, Header, Matrix, MatrixKind, RvneView, VERSION};
 use clap::Args;
 
+use crate::csv::origin_of;
 use crate::error::CliError;
 use crate::report::thousands;
 use crate::runtime::{element_name, read_blob};
@@ -41,52 +39,17 @@ pub(crate) struct InspectArgs {
     file: PathBuf,
 }
 
-/// What the report and errors call standard input.
-const STDIN_NAME: &str = "<stdin>";
-
-/// Reads the blob from `path`, or from standard input for `-` (so a blob
-/// can be checked straight out of a pipe: `curl ... | aether inspect -`),
-/// with the same size limit and the same errors as a file.
-fn read_input(path: &Path) -> Result<RvneBlob, CliError> {
-    if path.as_os_str() != "-" {
-        return read_blob(path);
-    }
-    let name = PathBuf::from(STDIN_NAME);
-    let mut bytes = Vec::new();
-    // One byte past the largest blob is enough to know the input is too long.
-    std::io::stdin()
-        .lock()
-        .take(MAX_BLOB_LEN + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| {
-            CliError::Blob(FileError::Read {
-                path: name.clone(),
-                source,
-            })
-        })?;
-    let len = bytes.len() as u64;
-    if len > MAX_BLOB_LEN {
-        return Err(CliError::Blob(FileError::TooLarge { path: name, len }));
-    }
-    RvneBlob::from_bytes(bytes)
-        .map_err(|source| CliError::Blob(FileError::Format { path: name, source }))
-}
-
 /// Prints the report for a valid file; a bad file is an error naming its
 /// first failing check, and a file with a non-finite weight is an error
 /// naming that weight (after the report).
 pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let blob = read_input(&args.file)?;
+    let blob = read_blob(&args.file)?;
     let view = blob.view();
     let header = view.header();
     let bytes = view.as_bytes();
     let covered = &bytes[..bytes.len() - FOOTER_LEN];
     let computed = crc32fast::hash(covered);
-    let name = if args.file.as_os_str() == "-" {
-        STDIN_NAME.to_owned()
-    } else {
-        args.file.display().to_string()
-    };
+    let name = origin_of(&args.file);
 
     writeln!(out, "file        {name}")?;
     writeln!(

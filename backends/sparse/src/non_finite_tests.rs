@@ -9,33 +9,11 @@
 
 use alloc::vec::Vec;
 
-use aether_domain::{AttentionBackend, CacheDtype, HeadConfig, KvCache, Tensor, TensorView};
+use aether_domain::{AttentionBackend, CacheDtype, HeadConfig, KvCache, Tensor};
 use aether_reference::ReferenceBackend;
 
-use crate::{Isa, SparseBackend};
-
-/// Finite outputs against the f64 reference (see `tests::TOLERANCE`).
-const TOLERANCE: f32 = 1e-5;
-
-fn tensor(seed: u64, seq: usize, heads: usize, dim: usize) -> Tensor {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let data = (0..seq * heads * dim)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::new(data, seq, heads, dim).unwrap()
-}
-
-fn available_isas() -> Vec<Isa> {
-    Isa::ALL
-        .into_iter()
-        .filter(|isa| isa.is_available())
-        .collect()
-}
+use crate::SparseBackend;
+use crate::tests::{TOLERANCE, available_isas, tensor, token};
 
 /// `got` has non-finite elements exactly where `want` has, and the finite
 /// ones agree to [`TOLERANCE`].
@@ -70,71 +48,53 @@ fn issue_config() -> HeadConfig {
     }
 }
 
+/// Prefill of the reported shape (N = 200) with one element of token 100
+/// set to `bad` in `operand` (1: key, 2: value) against the reference on
+/// every ISA.
+fn check_prefill_injection(operand: usize, head: usize, dim: usize) {
+    let config = issue_config();
+    let n = 200;
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut t = [
+            tensor(1, n, 4, 32),
+            tensor(2, n, 4, 32),
+            tensor(3, n, 4, 32),
+        ];
+        t[operand].row_mut(100, head)[dim] = bad;
+        let [q, k, v] = &t;
+        let reference = ReferenceBackend::new(config.clone()).unwrap();
+        let want = reference.forward(q.view(), k.view(), v.view()).unwrap();
+        for isa in available_isas() {
+            let sparse = SparseBackend::new(config.clone())
+                .unwrap()
+                .with_isa(isa)
+                .unwrap();
+            let got = sparse.forward(q.view(), k.view(), v.view()).unwrap();
+            assert_same_propagation(
+                got.as_slice(),
+                want.as_slice(),
+                32,
+                &alloc::format!("{isa:?} operand {operand} [100][{head}][{dim}] = {bad}"),
+            );
+        }
+    }
+}
+
 /// The reported case: `v[100][0][3]` = NaN or +Inf, N = 200. Before the
 /// fix, head 0 rows 127–131, 137–151, … came out NaN on every ISA (masked
 /// lanes of a tile multiplied the value by a zero weight) although their
 /// candidate sets hold neither token 100 nor its block.
 #[test]
 fn prefill_value_injection_reaches_only_its_candidates() {
-    let config = issue_config();
-    let n = 200;
-    let q = tensor(1, n, 4, 32);
-    let k = tensor(2, n, 4, 32);
-    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        let mut v = tensor(3, n, 4, 32);
-        v.row_mut(100, 0)[3] = bad;
-        let reference = ReferenceBackend::new(config.clone()).unwrap();
-        let want = reference.forward(q.view(), k.view(), v.view()).unwrap();
-        for isa in available_isas() {
-            let sparse = SparseBackend::new(config.clone())
-                .unwrap()
-                .with_isa(isa)
-                .unwrap();
-            let got = sparse.forward(q.view(), k.view(), v.view()).unwrap();
-            assert_same_propagation(
-                got.as_slice(),
-                want.as_slice(),
-                32,
-                &alloc::format!("{isa:?} v[100][0][3] = {bad}"),
-            );
-        }
-    }
+    check_prefill_injection(2, 0, 3);
 }
 
-/// Same shape, a non-finite key element: rows that use token 100 (or its
-/// block) go NaN as the reference says (or drop it, for a -Inf score);
-/// nothing else changes.
+/// A non-finite key element: rows that use token 100 (or its block) go NaN
+/// as the reference says (or drop it, for a -Inf score); nothing else
+/// changes. Before the fix the AVX2 prefill dropped a NaN key.
 #[test]
 fn prefill_key_injection_reaches_only_its_candidates() {
-    let config = issue_config();
-    let n = 200;
-    let q = tensor(4, n, 4, 32);
-    let v = tensor(6, n, 4, 32);
-    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        let mut k = tensor(5, n, 4, 32);
-        k.row_mut(100, 2)[7] = bad;
-        let reference = ReferenceBackend::new(config.clone()).unwrap();
-        let want = reference.forward(q.view(), k.view(), v.view()).unwrap();
-        for isa in available_isas() {
-            let sparse = SparseBackend::new(config.clone())
-                .unwrap()
-                .with_isa(isa)
-                .unwrap();
-            let got = sparse.forward(q.view(), k.view(), v.view()).unwrap();
-            assert_same_propagation(
-                got.as_slice(),
-                want.as_slice(),
-                32,
-                &alloc::format!("{isa:?} k[100][2][7] = {bad}"),
-            );
-        }
-    }
-}
-
-/// Token `i` of `t` as a one-token view.
-fn token(t: &Tensor, i: usize) -> TensorView<'_> {
-    let len = t.heads() * t.dim();
-    TensorView::new(&t.as_slice()[i * len..][..len], 1, t.heads(), t.dim()).unwrap()
+    check_prefill_injection(1, 2, 7);
 }
 
 fn step_all(

@@ -16,10 +16,10 @@ use crate::{Isa, IsaUnavailable, SparseBackend};
 
 /// docs/attention.md: fast sparse must equal the reference to 1e-5 max-abs (f32
 /// accumulation against an f64 oracle on O(1) inputs).
-const TOLERANCE: f32 = 1e-5;
+pub(crate) const TOLERANCE: f32 = 1e-5;
 
 /// Deterministic inputs in [-1, 1) (xorshift), so failures reproduce.
-fn tensor(seed: u64, seq: usize, heads: usize, dim: usize) -> Tensor {
+pub(crate) fn tensor(seed: u64, seq: usize, heads: usize, dim: usize) -> Tensor {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let data = (0..seq * heads * dim)
         .map(|_| {
@@ -40,7 +40,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn available_isas() -> Vec<Isa> {
+pub(crate) fn available_isas() -> Vec<Isa> {
     Isa::ALL
         .into_iter()
         .filter(|isa| isa.is_available())
@@ -200,7 +200,7 @@ fn full_window_equals_dense_softmax() {
 }
 
 /// Token `i` of `t` as a one-token view.
-fn token(t: &Tensor, i: usize) -> aether_domain::TensorView<'_> {
+pub(crate) fn token(t: &Tensor, i: usize) -> aether_domain::TensorView<'_> {
     let len = t.heads() * t.dim();
     aether_domain::TensorView::new(&t.as_slice()[i * len..(i + 1) * len], 1, t.heads(), t.dim())
         .unwrap()
