@@ -25,6 +25,7 @@ pub(crate) const NO_STD_CRATES: &[&str] = &[
     "aether-engine",
     "aether-rvne",
     "aether-model",
+    "aether-packet",
 ];
 
 /// Bare-metal stand-ins for the real `xtensa-esp32s3-none-elf` target, which
