@@ -2,8 +2,9 @@
 //!
 //! This file only declares the command line and dispatches; each command
 //! lives in its own module (`init`, `inspect`, `classify`, `synth`,
-//! `demo`), frames are read by `csv`, and every failure becomes one line on
-//! stderr in `error` (exit 1 for runtime errors, 2 for usage errors).
+//! `demo`, `packet`), frames are read by `csv`, and every failure becomes
+//! one line on stderr in `error` (exit 1 for runtime errors, 2 for usage
+//! errors; `packet` prints its own through `error`'s helpers).
 //! Every file argument may be `-` (standard input, or output for `--out`);
 //! clap passes it through as a path and the readers and writers decide.
 
@@ -13,6 +14,7 @@ mod demo;
 mod error;
 mod init;
 mod inspect;
+mod packet;
 mod report;
 mod runtime;
 mod synth;
@@ -62,6 +64,10 @@ enum Command {
     /// classifications, agreement checks and timings.
     #[command(after_help = EXIT_STATUS)]
     Demo(demo::DemoArgs),
+    /// Decode the firmware's 40-byte classification packets (binary or hex,
+    /// from a file or a pipe), or encode one from logits.
+    #[command(after_help = EXIT_STATUS)]
+    Packet(packet::PacketArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +88,8 @@ fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &mut out),
         Command::Synth(args) => synth::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
+        // Reports its own failures (per-packet positions; see `packet`).
+        Command::Packet(args) => return packet::main(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(error::CliError::Output));
     match result {

@@ -82,7 +82,7 @@ pub enum PacketError {
     },
     /// Building: fewer than 2 or more than 255 logits. `argmax` is a `u8`,
     /// so 255 classes (argmax 0–254) is the most a packet can name.
-    #[error("{n_classes} logits; a packet carries 2 to 255 classes (argmax is one byte)")]
+    #[error("a packet needs 2 to 255 logits (argmax is one byte); got {n_classes}")]
     ClassCount {
         /// Logits given.
         n_classes: usize,

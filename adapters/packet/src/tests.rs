@@ -270,7 +270,7 @@ fn from_logits_refusals() {
     let err = |logits: &[f32]| Packet::from_logits(logits, 0, 0, 0).unwrap_err();
     assert_eq!(
         err(&[1.0]).to_string(),
-        "1 logits; a packet carries 2 to 255 classes (argmax is one byte)"
+        "a packet needs 2 to 255 logits (argmax is one byte); got 1"
     );
     assert_eq!(err(&[]), PacketError::ClassCount { n_classes: 0 });
     assert_eq!(err(&[0.0; 256]), PacketError::ClassCount { n_classes: 256 });
