@@ -54,6 +54,10 @@ Runs, in order, every check CI runs, one status line each:
                    crates:  {crates}
                    targets: {targets}
                    (a missing target is added with `rustup target add`)
+  c <target>       the C harness against libruv_temporal.a: host (gcc -Werror),
+                   valgrind, qemu riscv32imc and riscv32imafc, xtensa compile
+                   (`cargo xtask c-harness --help`; missing tools are
+                   installed with apt-get when running as root)
 
 A step's output is shown only when it fails. Every step runs even after a
 failure; the exit status is non-zero if any step failed.
@@ -97,6 +101,7 @@ fn steps() -> Vec<Step> {
         }),
     ];
     steps.extend(NO_STD_TARGETS.iter().map(|&target| no_std(target)));
+    steps.extend(crate::c_harness::steps());
     // A new check is one `steps.push(...)`: `Step::command` when a single
     // command decides it, `Step::new` when it must first find or install a
     // tool (returning `Outcome::Skipped` with the install command if it can't).

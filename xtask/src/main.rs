@@ -7,8 +7,11 @@
 //! table, so it never lists a task that does not exist.
 
 mod bench;
+mod c_harness;
 mod ci;
+mod install;
 mod process;
+mod size;
 mod step;
 #[cfg(test)]
 mod tidy;
@@ -31,7 +34,7 @@ struct Task {
 }
 
 /// Every task, in the order `cargo xtask help` lists them.
-const TASKS: &[Task] = &[ci::TASK, bench::TASK];
+const TASKS: &[Task] = &[ci::TASK, bench::TASK, c_harness::TASK, size::TASK];
 
 /// Exit status for a command line we could not understand.
 const USAGE_ERROR: u8 = 2;
