@@ -1,9 +1,15 @@
 //! End-to-end tests of `aether packet` (`docs/packet.md`): the real binary
 //! encodes packets, decodes them back from files and standard input, binary
-//! and hex, and names each kind of bad packet with its check, position and
-//! exit status 1.
+//! and hex, answers each packet while its input pipe is still open, and
+//! names each kind of bad packet with its check, position and exit status 1.
 
 mod common;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 use aether_packet::{PACKET_LEN, Packet, encode, offset};
 use common::*;
@@ -387,4 +393,79 @@ fn usage_errors_exit_2() {
     let many = vec!["0"; 256].join(",");
     let too_many = fails(&["packet", "encode", "--logits", &many], 2);
     assert!(too_many.contains("got 256"), "{too_many}");
+}
+
+/// A child process killed if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How long a decoded line may take to appear; generous for a loaded
+/// machine. A decoder that waited for the end of its input never answers.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Feeds packets one at a time through an open pipe (in `--hex` or binary
+/// form) and requires each decoded line before the next packet is sent.
+fn answers_while_the_pipe_is_open(hex_input: bool) {
+    let mut args = vec!["packet", "decode"];
+    if hex_input {
+        args.push("--hex");
+    }
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_aether"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run aether"),
+    );
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.0.stdin.take().expect("piped stdin");
+    for seq in 0..3 {
+        let packet = encoded("0.25,-4,1", seq);
+        if hex_input {
+            writeln!(stdin, "{}", hex(&packet)).unwrap();
+        } else {
+            // Split across two writes, as a pipe may deliver it.
+            stdin.write_all(&packet[..13]).unwrap();
+            stdin.flush().unwrap();
+            stdin.write_all(&packet[13..]).unwrap();
+        }
+        stdin.flush().unwrap();
+        let line = rx
+            .recv_timeout(ANSWER_TIMEOUT)
+            .unwrap_or_else(|e| panic!("no line for packet {seq} with the pipe open: {e}"));
+        assert_eq!(
+            line,
+            format!("seq {seq}  node 0  ts_us 0  argmax 2 of 3  top_logit 1.0  margin 0.75")
+        );
+    }
+    drop(stdin);
+    let status = child.0.wait().expect("wait for aether");
+    assert!(status.success());
+}
+
+#[test]
+fn binary_packets_are_answered_while_the_pipe_is_open() {
+    answers_while_the_pipe_is_open(false);
+}
+
+#[test]
+fn hex_packets_are_answered_while_the_pipe_is_open() {
+    answers_while_the_pipe_is_open(true);
 }

@@ -162,14 +162,14 @@ impl Packet {
             });
         }
         // Strictly greater, so the first of equal largest logits wins. All
-        // values are finite here, so comparisons are a total order.
-        let mut best = 0;
+        // values are finite here (so the first beats -inf, and comparisons
+        // are a total order). No indexing: nothing here can panic.
+        let (mut best, mut top1) = (0, f32::NEG_INFINITY);
         for (index, &value) in logits.iter().enumerate() {
-            if value > logits[best] {
-                best = index;
+            if value > top1 {
+                (best, top1) = (index, value);
             }
         }
-        let top1 = logits[best];
         let mut top2 = f32::NEG_INFINITY;
         for (index, &value) in logits.iter().enumerate() {
             if index != best && value > top2 {
