@@ -42,7 +42,7 @@
 #define NODE_ID 7u
 #define FRAME_INTERVAL_US 50000u /* 20 frames/s */
 
-#define PACKET_LEN 40u
+#define PACKET_LEN RUV_TEMPORAL_PACKET_LEN
 #define PACKET_MAGIC 0xC5110007u
 
 static unsigned failures;
@@ -504,6 +504,15 @@ static void bad_packets(void) {
     check(code == RUV_TEMPORAL_OK && packet_matches(packet, logits, 9, 1234567, 42) && packet[24] == 2 &&
               le_float(packet + 32) == 0.75f,
           "encode_packet: argmax 2, margin 0.75, CRC-32 verified in C");
+    /* The header's packed struct must overlay the wire bytes exactly (all
+     * our targets are little-endian, like the wire format). */
+    ruv_temporal_packet_t view;
+    memcpy(&view, packet, sizeof view);
+    check(view.magic == PACKET_MAGIC && view.version == 1 && view.n_classes == HARNESS_N_CLASSES &&
+              view.node_id == 9 && view.ts_us == 1234567 && view.seq == 42 && view.argmax == 2 &&
+              view.top_logit == 2.5f && view.top1_minus_top2 == 0.75f &&
+              view.crc32 == crc32_ieee(packet, 36),
+          "ruv_temporal_packet_t reads the encoded packet field for field");
     packet[30] ^= 0x01;
     check(!packet_matches(packet, logits, 9, 1234567, 42), "a flipped packet bit fails the CRC check");
 }

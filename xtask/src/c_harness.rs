@@ -632,7 +632,7 @@ fn xtensa_compile() -> Result<(), Outcome> {
             .to_string_lossy()
             .into_owned();
         let mut gcc = Command::new("xtensa-lx106-elf-gcc");
-        gcc.arg("--specs=picolibc.specs")
+        gcc.arg(format!("--specs={}", install::XTENSA_PICOLIBC_SPECS))
             .args(C_FLAGS)
             .args(["-Os", "-c"])
             .arg("-I")

@@ -60,13 +60,17 @@ pub(crate) const QEMU_RISCV32: Tool = Tool {
     also_needs: None,
 };
 
+/// picolibc's spec file for Xtensa. Not on the cross gcc's search path
+/// (unlike the RISC-V one), so it is passed by path.
+pub(crate) const XTENSA_PICOLIBC_SPECS: &str = "/usr/lib/xtensa-lx106-elf/picolibc.specs";
+
 /// The Xtensa (ESP8266 LX106) cross compiler with picolibc: the only
 /// Xtensa C toolchain Debian packages, used to compile (not run) the
 /// header and the harness.
 pub(crate) const XTENSA_GCC: Tool = Tool {
     program: "xtensa-lx106-elf-gcc",
     packages: &["gcc-xtensa-lx106", "picolibc-xtensa-lx106-elf"],
-    also_needs: Some("/usr/lib/xtensa-lx106-elf/picolibc.specs"),
+    also_needs: Some(XTENSA_PICOLIBC_SPECS),
 };
 
 /// Where `program` is on `PATH`, if anywhere.
