@@ -24,6 +24,9 @@
 
 static const char *TAG = "csi_temporal";
 
+_Static_assert(TEMPORAL_TASK_PACKET_LEN == RUV_TEMPORAL_PACKET_LEN,
+               "temporal_task.h promises the packet length ruv_temporal.h defines");
+
 /*
  * The model blob, embedded by CMake (EMBED_FILES model.rvne). The linker
  * names the symbols after the file; the asm labels give them C names of our
@@ -98,16 +101,16 @@ static void classify_and_emit(temporal_state_t *state, uint32_t *seq)
         ESP_LOGE(TAG, "classify failed: %s (0x%" PRIx32 ")", code_name(rc), (uint32_t)rc);
         return;
     }
-    ruv_temporal_packet_t packet;
+    uint8_t packet[RUV_TEMPORAL_PACKET_LEN];
     rc = ruv_temporal_encode_packet(state->logits, state->n_classes, state->node_id,
-                                    (uint64_t)esp_timer_get_time(), *seq, &packet);
+                                    (uint64_t)esp_timer_get_time(), *seq, packet, sizeof packet);
     if (rc != RUV_TEMPORAL_OK) {
         ESP_LOGE(TAG, "encode_packet failed: %s (0x%" PRIx32 ")", code_name(rc), (uint32_t)rc);
         return;
     }
     /* seq counts packets sent, so a receiver sees a gap as a lost packet. */
     *seq += 1;
-    state->on_packet((const uint8_t *)&packet, sizeof packet, state->user);
+    state->on_packet(packet, sizeof packet, state->user);
 }
 
 static void temporal_task_main(void *arg)
