@@ -101,6 +101,8 @@ fn steps() -> Vec<Step> {
         }),
     ];
     steps.extend(NO_STD_TARGETS.iter().map(|&target| no_std(target)));
+    steps.push(crate::header::step());
+    steps.extend(crate::symbols::steps());
     steps.extend(crate::c_harness::steps());
     // A new check is one `steps.push(...)`: `Step::command` when a single
     // command decides it, `Step::new` when it must first find or install a

@@ -9,10 +9,12 @@
 mod bench;
 mod c_harness;
 mod ci;
+mod header;
 mod install;
 mod process;
 mod size;
 mod step;
+mod symbols;
 #[cfg(test)]
 mod tidy;
 
@@ -34,7 +36,14 @@ struct Task {
 }
 
 /// Every task, in the order `cargo xtask help` lists them.
-const TASKS: &[Task] = &[ci::TASK, bench::TASK, c_harness::TASK, size::TASK];
+const TASKS: &[Task] = &[
+    ci::TASK,
+    bench::TASK,
+    c_harness::TASK,
+    size::TASK,
+    header::TASK,
+    symbols::TASK,
+];
 
 /// Exit status for a command line we could not understand.
 const USAGE_ERROR: u8 = 2;
