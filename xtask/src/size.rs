@@ -20,7 +20,7 @@
 //! (`CARGO_PROFILE_FIRMWARE_OPT_LEVEL=s`), because that is what the budget
 //! is stated for.
 
-use std::{fs, process::ExitCode};
+use std::{collections::BTreeMap, fs, process::ExitCode};
 
 use crate::{
     Task,
@@ -35,6 +35,9 @@ pub(crate) const TASK: Task = Task {
     usage,
     run,
 };
+
+/// How the linker map names a member of the Rust archive.
+const ARCHIVE_MEMBER: &str = "libruv_temporal.a(";
 
 /// The budget on `riscv32imafc` (issue "Targets (device budget)").
 const TEXT_BUDGET: u64 = 48 * 1024;
@@ -73,6 +76,8 @@ struct Measured {
     heap_peak: u64,
     stack_peak: u64,
     instructions: u64,
+    /// `.text` by crate, largest first.
+    text_by_crate: Vec<(String, u64)>,
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
@@ -116,7 +121,8 @@ fn measure(target: RiscV) -> Result<Measured, Outcome> {
         .ok_or_else(|| Outcome::Failed(format!("no `measure` line in the output:\n{output}")))?;
     let map = fs::read_to_string(&build.map)
         .map_err(|error| Outcome::Failed(format!("{}: {error}\n", build.map.display())))?;
-    (measured.text, measured.rodata) = archive_sections(&map, "libruv_temporal.a(");
+    (measured.text, measured.rodata) = archive_sections(&map, ARCHIVE_MEMBER);
+    measured.text_by_crate = text_by_crate(&map, ARCHIVE_MEMBER);
     Ok(measured)
 }
 
@@ -137,6 +143,7 @@ fn parse_measure_line(output: &str) -> Option<Measured> {
         heap_peak: value("heap_peak")?,
         stack_peak: value("stack_peak")?,
         instructions: value("instructions")?,
+        text_by_crate: Vec::new(),
     })
 }
 
@@ -144,14 +151,83 @@ fn parse_measure_line(output: &str) -> Option<Measured> {
 /// file is a member of the archive named by `archive` in a GNU ld map
 /// ("Linker script and memory map" part only: the discarded sections
 /// listed before it were not linked).
-///
-/// An input section line is ` .name 0xADDR 0xSIZE file`; a long name
-/// stands alone and the rest follows on the next line.
 fn archive_sections(map: &str, archive: &str) -> (u64, u64) {
-    let Some(start) = map.find("Linker script and memory map") else {
-        return (0, 0);
-    };
     let (mut text, mut rodata) = (0, 0);
+    for (name, size) in archive_input_sections(map, archive) {
+        if name.starts_with(".text") {
+            text += size;
+        } else if name.starts_with(".rodata") || name.starts_with(".srodata") {
+            rodata += size;
+        }
+    }
+    (text, rodata)
+}
+
+/// `.text` bytes from the archive by the Rust crate that defines them
+/// (from the mangled symbol in the section name), largest first: where
+/// the flash goes. Symbols that name no crate (the C ABI functions,
+/// compiler builtins with C names) are counted as `(C names)`.
+fn text_by_crate(map: &str, archive: &str) -> Vec<(String, u64)> {
+    let mut by_crate: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, size) in archive_input_sections(map, archive) {
+        let Some(symbol) = name.strip_prefix(".text.") else {
+            continue;
+        };
+        let symbol = symbol.strip_prefix("unlikely.").unwrap_or(symbol);
+        let krate = crate_of(symbol).unwrap_or_else(|| "(C names)".to_string());
+        *by_crate.entry(krate).or_default() += size;
+    }
+    let mut sorted: Vec<(String, u64)> = by_crate.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sorted
+}
+
+/// The crate a mangled Rust symbol belongs to: the first path component
+/// of a legacy `_ZN` name (inside `<...>` for an impl, written `_$LT$`),
+/// or the first crate root (`C<hash>_<len><name>`) of a v0 `_R` name.
+fn crate_of(symbol: &str) -> Option<String> {
+    if let Some(rest) = symbol.strip_prefix("_ZN") {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let len: usize = rest[..digits].parse().ok()?;
+        let first = rest.get(digits..digits + len)?;
+        let first = first.strip_prefix("_$LT$").unwrap_or(first);
+        let name = first.split("..").next()?;
+        return Some(name.to_string());
+    }
+    if symbol.starts_with("_R") {
+        // A crate root is `C`, an optional disambiguator `s<base62>_`, then
+        // `<decimal length><identifier>`.
+        let bytes = symbol.as_bytes();
+        for (at, _) in symbol.match_indices('C') {
+            let mut index = at + 1;
+            if bytes.get(index) == Some(&b's') {
+                let end = symbol[index..].find('_')?;
+                index += end + 1;
+            }
+            let digits = symbol[index..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if digits == 0 {
+                continue;
+            }
+            let len: usize = symbol[index..index + digits].parse().ok()?;
+            if let Some(name) = symbol.get(index + digits..index + digits + len) {
+                return Some(name.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Every input section (name, size) that came from the archive: an input
+/// section line is ` .name 0xADDR 0xSIZE file`; a long name stands alone
+/// and the rest follows on the next line.
+fn archive_input_sections<'m>(map: &'m str, archive: &str) -> Vec<(&'m str, u64)> {
+    let mut found = Vec::new();
+    let Some(start) = map.find("Linker script and memory map") else {
+        return found;
+    };
     let mut pending: Option<&str> = None;
     for line in map[start..].lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -174,13 +250,9 @@ fn archive_sections(map: &str, archive: &str) -> (u64, u64) {
         let Ok(size) = u64::from_str_radix(size.trim_start_matches("0x"), 16) else {
             continue;
         };
-        if name.starts_with(".text") {
-            text += size;
-        } else if name.starts_with(".rodata") || name.starts_with(".srodata") {
-            rodata += size;
-        }
+        found.push((name, size));
     }
-    (text, rodata)
+    found
 }
 
 fn kib(bytes: u64) -> String {
@@ -221,6 +293,15 @@ fn table(rows: &[(RiscV, Measured)]) -> String {
     }
     out +=
         "(opt-level \"s\"; default model, 256 frames in the ring; heap counts requested bytes)\n";
+    for (target, m) in rows {
+        let top: Vec<String> = m
+            .text_by_crate
+            .iter()
+            .take(6)
+            .map(|(krate, bytes)| format!("{krate} {}", kib(*bytes)))
+            .collect();
+        out += &format!("{} Rust .text by crate: {}\n", target.name, top.join(", "));
+    }
     out
 }
 
@@ -259,6 +340,28 @@ Linker script and memory map
  .srodata.y     0x80001008        0x4 /t/libruv_temporal.a(a.o)
  *fill*         0x8000100c        0x4
 ";
-        assert_eq!(archive_sections(map, "libruv_temporal.a("), (0x30, 0xc));
+        assert_eq!(archive_sections(map, ARCHIVE_MEMBER), (0x30, 0xc));
+        assert_eq!(
+            text_by_crate(map, ARCHIVE_MEMBER),
+            [("core".to_string(), 0x20), ("(C names)".to_string(), 0x10)]
+        );
+    }
+
+    #[test]
+    fn crates_are_read_from_mangled_names() {
+        assert_eq!(
+            crate_of("_ZN13aether_sparse7prefill4tile17h0123456789abcdefE").as_deref(),
+            Some("aether_sparse")
+        );
+        assert_eq!(
+            crate_of("_ZN51_$LT$aether_dense..DenseBackend$u20$as$u20$x..Y$GT$3foo17habcE")
+                .as_deref(),
+            Some("aether_dense")
+        );
+        assert_eq!(
+            crate_of("_RNvNtCs5Yj4QhDqv0q_17compiler_builtins3mem6memcpy").as_deref(),
+            Some("compiler_builtins")
+        );
+        assert_eq!(crate_of("ruv_temporal_init"), None);
     }
 }
