@@ -54,6 +54,13 @@ Runs, in order, every check CI runs, one status line each:
                    crates:  {crates}
                    targets: {targets}
                    (a missing target is added with `rustup target add`)
+  esp-idf component <cc>
+                   firmware-abi/esp-idf/temporal_task.c compiled by gcc and
+                   xtensa-lx106-elf-gcc (-std=c11 -Wall -Wextra -Werror)
+                   against test_shims/, head enabled and disabled
+  xtensa-llvm      the no_std crates and aether-firmware built by the
+                   nightly's experimental Xtensa backend for a generic core
+                   (`cargo xtask xtensa --help`)
   c <target>       the C harness against libruv_temporal.a: host (gcc -Werror),
                    valgrind, qemu riscv32imc and riscv32imafc, xtensa compile
                    (`cargo xtask c-harness --help`; missing tools are
@@ -103,6 +110,8 @@ fn steps() -> Vec<Step> {
     steps.extend(NO_STD_TARGETS.iter().map(|&target| no_std(target)));
     steps.push(crate::header::step());
     steps.extend(crate::symbols::steps());
+    steps.extend(crate::esp_idf::steps());
+    steps.push(crate::xtensa::llvm_step());
     steps.extend(crate::c_harness::steps());
     // A new check is one `steps.push(...)`: `Step::command` when a single
     // command decides it, `Step::new` when it must first find or install a

@@ -9,6 +9,7 @@
 mod bench;
 mod c_harness;
 mod ci;
+mod esp_idf;
 mod header;
 mod install;
 mod process;
@@ -17,6 +18,7 @@ mod step;
 mod symbols;
 #[cfg(test)]
 mod tidy;
+mod xtensa;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,7 @@ const TASKS: &[Task] = &[
     bench::TASK,
     c_harness::TASK,
     size::TASK,
+    xtensa::TASK,
     header::TASK,
     symbols::TASK,
 ];
