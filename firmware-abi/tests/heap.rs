@@ -4,10 +4,11 @@
 //! budget is 64 KB; see the crate README for the numbers and what
 //! dominates them).
 //!
-//! One test per file section, run serially in one `#[test]`, because the
-//! counter is process-wide and the test harness runs tests on threads.
+//! Only the measuring thread's allocations count (a thread-local switch):
+//! the test harness allocates on its own threads at any time.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,13 +25,23 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations are counted (const-initialised
+    /// and without a destructor, so reading it never allocates).
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counted() -> bool {
+    COUNTED.with(Cell::get)
+}
+
 // SAFETY: forwards every call to `System` unchanged; the counters only
 // observe.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
         let block = unsafe { System.alloc(layout) };
-        if !block.is_null() {
+        if !block.is_null() && counted() {
             CALLS.fetch_add(1, Ordering::SeqCst);
             let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
             PEAK.fetch_max(live, Ordering::SeqCst);
@@ -39,7 +50,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        if counted() {
+            LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        }
         // SAFETY: the caller's contract, passed on.
         unsafe { System.dealloc(block, layout) };
     }
@@ -74,10 +87,8 @@ fn measure(blob: &[u8], window: u32) -> (usize, usize) {
     let calls = CALLS.load(Ordering::SeqCst);
     for _ in 0..window + 3 {
         // SAFETY: live context, 16 floats.
-        assert_eq!(
-            unsafe { ruv_temporal_push(ctx, frame.as_ptr()) },
-            RUV_TEMPORAL_OK
-        );
+        let code = unsafe { ruv_temporal_push(ctx, frame.as_ptr()) };
+        assert_eq!(code, RUV_TEMPORAL_OK);
     }
     assert_eq!(
         CALLS.load(Ordering::SeqCst),
@@ -111,6 +122,7 @@ fn heap_of_init_push_and_classify() {
     let blob = RvneBlob::random(Header::default_aether(ElementType::F32), DEFAULT_SEED)
         .expect("blob")
         .into_bytes();
+    COUNTED.with(|counted| counted.set(true));
     let mut peak_256 = 0;
     for window in [16, 64, 256] {
         let (held, classify) = measure(&blob, window);
