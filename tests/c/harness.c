@@ -240,10 +240,19 @@ static void stream_run(void) {
             continue;
         }
         float logits[HARNESS_N_CLASSES];
+        size_t heap_before = platform_heap_live();
+        platform_heap_reset_peak();
+        uint32_t start = platform_instret();
         code = ruv_temporal_classify(ctx, logits, HARNESS_N_CLASSES);
+        uint32_t instructions = platform_instret() - start;
         if (code != RUV_TEMPORAL_OK) {
             check_code("stream: classify", code, RUV_TEMPORAL_OK);
             continue;
+        }
+        if (platform_can_measure() && pushed <= STREAM_WINDOW) {
+            /* How the cost grows with the frames in the ring. */
+            printf("measure-scaling frames=%" PRIu32 " classify_heap=%zu instructions=%" PRIu32 "\n",
+                   pushed, platform_heap_peak() - heap_before, instructions);
         }
         classified++;
         print_logits("stream", pushed, logits);
@@ -278,6 +287,8 @@ static void full_ring_run(void) {
     }
     check(all_pushed, "full: 256 frames pushed");
     size_t heap_resident = platform_heap_live() - heap_before;
+    size_t init_peak = platform_heap_peak() - heap_before;
+    platform_heap_reset_peak();
 
     float logits[HARNESS_N_CLASSES];
     platform_stack_paint();
@@ -285,7 +296,9 @@ static void full_ring_run(void) {
     code = ruv_temporal_classify(ctx, logits, HARNESS_N_CLASSES);
     uint32_t instructions = platform_instret() - start;
     size_t stack = platform_stack_used();
-    size_t heap_peak = platform_heap_peak() - heap_before;
+    size_t classify_peak = platform_heap_peak() - heap_before;
+    size_t heap_peak = classify_peak > init_peak ? classify_peak : init_peak;
+    size_t classify_heap = classify_peak - heap_resident;
     check_code("full: classify", code, RUV_TEMPORAL_OK);
     if (code == RUV_TEMPORAL_OK) {
         print_logits("full", FULL_WINDOW, logits);
@@ -295,6 +308,8 @@ static void full_ring_run(void) {
     if (platform_can_measure()) {
         check(!platform_heap_lost_track(), "full: every allocation tracked");
         check(platform_heap_live() == heap_before, "full: destroy freed everything");
+        printf("measure-scaling frames=%u classify_heap=%zu instructions=%" PRIu32 "\n", FULL_WINDOW,
+               classify_heap, instructions);
         printf("measure frames=%u heap_resident=%zu heap_peak=%zu stack_peak=%zu "
                "instructions=%" PRIu32 "\n",
                FULL_WINDOW, heap_resident, heap_peak, stack, instructions);

@@ -78,6 +78,9 @@ struct Measured {
     instructions: u64,
     /// `.text` by crate, largest first.
     text_by_crate: Vec<(String, u64)>,
+    /// (frames in the ring, instructions, extra heap) of each measured
+    /// classification: how the cost grows with the ring.
+    scaling: Vec<(u64, u64, u64)>,
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
@@ -130,12 +133,7 @@ fn measure(target: RiscV) -> Result<Measured, Outcome> {
 /// instructions=N` from the harness.
 fn parse_measure_line(output: &str) -> Option<Measured> {
     let line = output.lines().find(|line| line.starts_with("measure "))?;
-    let value = |key: &str| -> Option<u64> {
-        line.split_whitespace()
-            .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))?
-            .parse()
-            .ok()
-    };
+    let value = |key: &str| field(line, key);
     Some(Measured {
         text: 0,
         rodata: 0,
@@ -144,7 +142,26 @@ fn parse_measure_line(output: &str) -> Option<Measured> {
         stack_peak: value("stack_peak")?,
         instructions: value("instructions")?,
         text_by_crate: Vec::new(),
+        scaling: output
+            .lines()
+            .filter(|line| line.starts_with("measure-scaling "))
+            .filter_map(|line| {
+                Some((
+                    field(line, "frames")?,
+                    field(line, "instructions")?,
+                    field(line, "classify_heap")?,
+                ))
+            })
+            .collect(),
     })
+}
+
+/// The number after `key=` in a `measure` line.
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
 }
 
 /// Bytes of `.text*` and of `.rodata*`/`.srodata*` input sections whose
@@ -302,6 +319,24 @@ fn table(rows: &[(RiscV, Measured)]) -> String {
             .collect();
         out += &format!("{} Rust .text by crate: {}\n", target.name, top.join(", "));
     }
+    for (target, m) in rows {
+        let steps: Vec<String> = m
+            .scaling
+            .iter()
+            .map(|(frames, instructions, heap)| {
+                format!(
+                    "{frames}: {:.1} M / {}",
+                    *instructions as f64 / 1e6,
+                    kib(*heap)
+                )
+            })
+            .collect();
+        out += &format!(
+            "{} per classify by frames in the ring (instructions / extra heap): {}\n",
+            target.name,
+            steps.join(", ")
+        );
+    }
     out
 }
 
@@ -311,7 +346,7 @@ mod tests {
 
     #[test]
     fn measure_line_is_read() {
-        let output = "ok x\nmeasure frames=256 heap_resident=100 heap_peak=200 stack_peak=300 instructions=400\n";
+        let output = "ok x\nmeasure-scaling frames=16 classify_heap=6 instructions=5\nmeasure frames=256 heap_resident=100 heap_peak=200 stack_peak=300 instructions=400\n";
         assert_eq!(
             parse_measure_line(output),
             Some(Measured {
@@ -319,6 +354,7 @@ mod tests {
                 heap_peak: 200,
                 stack_peak: 300,
                 instructions: 400,
+                scaling: vec![(16, 5, 6)],
                 ..Measured::default()
             })
         );
