@@ -20,7 +20,7 @@
 
 use std::{
     fs,
-    io::ErrorKind,
+    io::{self, ErrorKind, Write as _},
     path::Path,
     process::{Command, ExitCode},
 };
@@ -297,26 +297,24 @@ fn llvm_build(
 /// as the `rust-src` component.
 fn ensure_rust_src() -> Result<(), Outcome> {
     let mut list = Command::new("rustup");
-    list.args(["+nightly", "component", "list", "--installed"])
+    list.arg(format!("+{LLVM_TOOLCHAIN}"))
+        .args(["component", "list", "--installed"])
         .env_remove("RUSTUP_TOOLCHAIN");
     match process::run_captured(list) {
-        Ok(listed)
-            if listed.success && listed.output.lines().any(|line| line.trim() == "rust-src") =>
-        {
+        Ok(listed) if !listed.success => return Err(Outcome::Failed(listed.transcript)),
+        Ok(listed) if listed.output.lines().any(|line| line.trim() == "rust-src") => {
             return Ok(());
         }
-        Ok(listed) if !listed.success => return Err(Outcome::Failed(listed.transcript)),
         Ok(_) => {}
         Err(error) => return Err(Outcome::Failed(format!("could not run rustup: {error}\n"))),
     }
     let mut add = Command::new("rustup");
-    add.args([
-        "component",
-        "add",
-        "rust-src",
-        "--toolchain",
-        LLVM_TOOLCHAIN,
-    ]);
+    add.args(["component", "add", "rust-src", "--toolchain"])
+        .arg(LLVM_TOOLCHAIN);
+    // On the status line, as the other steps' installs are.
+    print!("[installing: {}] ", process::render(&add));
+    // A failed flush only delays the text.
+    let _ = io::stdout().flush();
     match Outcome::of(add) {
         Outcome::Ok => Ok(()),
         failed => Err(failed),
