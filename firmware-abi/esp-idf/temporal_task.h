@@ -77,7 +77,8 @@ esp_err_t temporal_task_start(const temporal_task_config_t *config);
 
 /**
  * Copies one frame (input_dim floats) into the queue, waiting up to `wait`
- * ticks for room (0 from a latency-sensitive callback).
+ * ticks for room (0 from a latency-sensitive callback). Task context only,
+ * not an ISR; ESP-IDF's CSI callback runs in the WiFi task, which is fine.
  *
  * ESP_ERR_TIMEOUT when the queue stayed full (the frame is dropped),
  * ESP_ERR_INVALID_ARG for NULL, ESP_ERR_INVALID_STATE when not started.
@@ -89,6 +90,8 @@ esp_err_t temporal_task_submit(const float *frame, TickType_t wait);
 /**
  * Stops the task after the frame it is working on, then frees the
  * context, the queue and the buffers. Frames still queued are dropped.
+ * Stop the producer first: a temporal_task_submit() running at the same
+ * time could use the queue as it is freed.
  * ESP_ERR_INVALID_STATE when not started, ESP_ERR_TIMEOUT if the task did
  * not finish within a second (it is then left running).
  */
