@@ -17,6 +17,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::num::NonZeroUsize;
 
 use aether_domain::HeadConfig;
 use aether_engine::Backend;
@@ -32,7 +33,9 @@ pub(crate) struct Context {
     /// `window_len × input_dim` floats: frame slot `s` is
     /// `ring[s·D .. (s+1)·D]`.
     ring: Box<[f32]>,
-    /// Slot of the oldest frame.
+    /// Frames the ring holds at most (`window_len`).
+    window: NonZeroUsize,
+    /// Slot of the oldest frame (`< window`).
     start: usize,
     /// Frames held (`≤ window_len`).
     len: usize,
@@ -85,15 +88,20 @@ impl Context {
         }
         let backend = Backend::from_config(head_config(&view))?;
         let model = TemporalModel::new(view, backend)?;
-        let ring_len = usize::try_from(window_len)
+        let window = usize::try_from(window_len)
             .ok()
-            .and_then(|w| w.checked_mul(model.input_dim()))
+            .and_then(NonZeroUsize::new)
+            .ok_or(Error::RingTooLarge)?;
+        let ring_len = window
+            .get()
+            .checked_mul(model.input_dim())
             .ok_or(Error::RingTooLarge)?;
         let ring = zeroed(ring_len)?;
         let logits = zeroed(model.n_classes())?;
         Ok(Self {
             model,
             ring,
+            window,
             start: 0,
             len: 0,
             logits,
@@ -108,11 +116,6 @@ impl Context {
     /// Classes.
     pub(crate) fn n_classes(&self) -> usize {
         self.model.n_classes()
-    }
-
-    /// Frames the ring holds at most.
-    fn window_len(&self) -> usize {
-        self.ring.len() / self.input_dim()
     }
 
     /// Appends `frame` (exactly `input_dim` values), dropping the oldest
@@ -131,16 +134,19 @@ impl Context {
         if !frame.iter().all(|v| v.is_finite()) {
             return Err(Error::NonFiniteFrame);
         }
-        let window = self.window_len();
-        let slot = (self.start + self.len) % window;
-        let Some(target) = self.ring.chunks_exact_mut(dim).nth(slot) else {
+        // `start < window` and `len ≤ window`, and `window × dim` fits in
+        // memory, so none of this can overflow; `% NonZeroUsize` has no
+        // division-by-zero path.
+        let slot = (self.start + self.len) % self.window;
+        let at = slot * dim;
+        let Some(target) = self.ring.get_mut(at..at + dim) else {
             return Err(Error::InputDimMismatch);
         };
         target.copy_from_slice(frame);
-        if self.len < window {
+        if self.len < self.window.get() {
             self.len += 1;
         } else {
-            self.start = (self.start + 1) % window;
+            self.start = (self.start + 1) % self.window;
         }
         Ok(())
     }

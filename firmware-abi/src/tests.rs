@@ -570,3 +570,78 @@ fn encode_packet_bad_inputs_write_nothing() {
     );
     assert_eq!(out, [0xEE; 40]);
 }
+
+const EVERY_CODE: [i32; 8] = [
+    RUV_TEMPORAL_OK,
+    RUV_TEMPORAL_FAIL,
+    RUV_TEMPORAL_ERR_NO_MEM,
+    RUV_TEMPORAL_ERR_INVALID_ARG,
+    RUV_TEMPORAL_ERR_INVALID_STATE,
+    RUV_TEMPORAL_ERR_INVALID_SIZE,
+    RUV_TEMPORAL_ERR_INVALID_CRC,
+    RUV_TEMPORAL_ERR_INVALID_VERSION,
+];
+
+/// No blob reaches a panic: every header byte set to boundary values (as
+/// is, and with the CRC fixed so the later checks run) and every short
+/// length end in a code.
+#[test]
+fn init_answers_every_mutated_blob_with_a_code() {
+    let good = blob();
+    for offset in 0..28 {
+        for value in [0x00, 0x01, 0x02, 0x03, 0x7F, 0x80, 0xFE, 0xFF] {
+            for fix in [false, true] {
+                let mut bytes = good.clone();
+                bytes[offset] = value;
+                if fix {
+                    fix_crc(&mut bytes);
+                }
+                match init(&bytes, 4) {
+                    Ok(ctx) => destroy(ctx),
+                    Err(code) => assert!(EVERY_CODE.contains(&code), "{offset} {value} {code}"),
+                }
+            }
+        }
+    }
+    for len in 0..64 {
+        assert_eq!(
+            init(&good[..len], 4).map(destroy),
+            Err(RUV_TEMPORAL_ERR_INVALID_SIZE),
+            "{len}"
+        );
+    }
+}
+
+/// Frames of every magnitude, from subnormal to near `f32::MAX`, either
+/// classify to finite logits or fail with FAIL (arithmetic left f32):
+/// never a panic, never a non-finite logit, never a partial write.
+#[test]
+fn frames_of_every_magnitude_give_finite_logits_or_fail() {
+    let bytes = blob();
+    let ctx = init(&bytes, 6).expect("init");
+    let mut state = 0x9E37_79B9_u32;
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..120 {
+        let frame: Vec<f32> = (0..D)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // A random sign, exponent and mantissa, finite by
+                // construction (exponent field below 255).
+                let exponent = (state >> 24) % 255;
+                f32::from_bits((state & 0x8000_0000) | (exponent << 23) | (state & 0x7F_FFFF))
+            })
+            .collect();
+        assert_eq!(push(ctx, &frame), RUV_TEMPORAL_OK);
+        let (code, logits) = classify(ctx, C);
+        if code == RUV_TEMPORAL_OK {
+            ok += 1;
+            assert!(logits.iter().all(|v| v.is_finite()));
+        } else {
+            failed += 1;
+            assert_eq!(code, RUV_TEMPORAL_FAIL);
+            assert_eq!(logits, SENTINEL);
+        }
+    }
+    assert!(failed > 0, "some frames must overflow ({ok} ok)");
+    destroy(ctx);
+}
