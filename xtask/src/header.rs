@@ -187,6 +187,56 @@ mod tests {
         assert_eq!(drift(&checked_in, &generated), None);
     }
 
+    /// The header alone compiles as strict C11 (included twice, so the
+    /// include guard is exercised) with every C compiler this machine has
+    /// of gcc and `xtensa-lx106-elf-gcc` (where `int32_t` is `long`). The C
+    /// harness steps of `cargo xtask ci` compile it too, with the
+    /// harness; this checks the header by itself.
+    #[test]
+    fn header_compiles_as_strict_c11() {
+        let dir = std::env::temp_dir().join(format!("ruv_temporal_header_{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let source = dir.join("include_twice.c");
+        fs::write(
+            &source,
+            "#include \"ruv_temporal.h\"\n#include \"ruv_temporal.h\"\n\
+             int32_t check(void);\n\
+             int32_t check(void) { return RUV_TEMPORAL_OK + (int32_t)sizeof(ruv_temporal_packet_t); }\n",
+        )
+        .expect("write source");
+        let include = header_path();
+        let include = include.parent().expect("include dir");
+        let mut compiled = 0;
+        for compiler in ["gcc", "xtensa-lx106-elf-gcc"] {
+            let output = std::process::Command::new(compiler)
+                .args([
+                    "-std=c11",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                    "-fsyntax-only",
+                ])
+                .arg("-I")
+                .arg(include)
+                .arg(&source)
+                .output();
+            match output {
+                Ok(output) => {
+                    assert!(
+                        output.status.success(),
+                        "{compiler} rejects the header:\n{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    compiled += 1;
+                }
+                Err(error) => eprintln!("{compiler} not run: {error}"),
+            }
+        }
+        fs::remove_dir_all(&dir).ok();
+        assert!(compiled > 0, "no C compiler found: install gcc");
+    }
+
     /// What C needs from the header is there.
     #[test]
     fn header_declares_the_abi() {
