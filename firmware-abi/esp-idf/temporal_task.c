@@ -1,8 +1,9 @@
 /*
  * temporal_task: see temporal_task.h for what it does and why it is shaped
- * this way. Everything here is FreeRTOS plumbing around five calls of the
- * ruv_temporal C ABI (init, push, classify, encode_packet, destroy); the
- * model itself is the Rust archive libruv_temporal.a.
+ * this way. Everything here is FreeRTOS plumbing around the six calls of
+ * the ruv_temporal C ABI (kernel_self_test, init, push, classify,
+ * encode_packet, destroy); the model itself is the Rust archive
+ * libruv_temporal.a.
  */
 #include "temporal_task.h"
 
@@ -28,9 +29,9 @@ _Static_assert(TEMPORAL_TASK_PACKET_LEN == RUV_TEMPORAL_PACKET_LEN,
                "temporal_task.h promises the packet length ruv_temporal.h defines");
 
 /*
- * The model blob, embedded by CMake (EMBED_FILES model.rvne). The linker
+ * The model blob, embedded by CMake (EMBED_FILES model.rvne). ESP-IDF
  * names the symbols after the file; the asm labels give them C names of our
- * own. The context borrows these bytes, which is safe because they live in
+ * own (the generated names are reserved identifiers in C). The context borrows these bytes, which is safe because they live in
  * flash for the life of the program.
  */
 extern const uint8_t model_rvne_start[] __asm__("_binary_model_rvne_start");
