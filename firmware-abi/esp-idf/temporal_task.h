@@ -93,7 +93,7 @@ esp_err_t temporal_task_submit(const float *frame, TickType_t wait);
  * Stop the producer first: a temporal_task_submit() running at the same
  * time could use the queue as it is freed.
  * ESP_ERR_INVALID_STATE when not started, ESP_ERR_TIMEOUT if the task did
- * not finish within a second (it is then left running).
+ * not finish within 10 s (it is then left running).
  */
 esp_err_t temporal_task_stop(void);
 
