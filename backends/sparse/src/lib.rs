@@ -50,7 +50,12 @@ use aether_domain::{
 /// A vector instruction set the prefill kernel can run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Isa {
-    /// Plain Rust, auto-vectorised where the target allows; runs anywhere.
+    /// One query at a time over exactly its candidates, plain scalar Rust:
+    /// for cores without vector units (the ESP32s), where the tile
+    /// kernel's emulated lanes cost an instruction each. Runs anywhere.
+    Scalar,
+    /// The tile kernel in plain Rust, auto-vectorised where the target
+    /// allows (SSE2/NEON baselines); runs anywhere.
     Portable,
     /// `x86_64` AVX2 with FMA (8 lanes).
     Avx2,
@@ -60,7 +65,7 @@ pub enum Isa {
 
 impl Isa {
     /// Every instruction set, narrowest first.
-    pub const ALL: [Self; 3] = [Self::Portable, Self::Avx2, Self::Avx512];
+    pub const ALL: [Self; 4] = [Self::Scalar, Self::Portable, Self::Avx2, Self::Avx512];
 
     /// Whether this CPU (and OS) can run the kernel with this instruction
     /// set.
@@ -69,9 +74,13 @@ impl Isa {
         Kernel::of(self).is_some()
     }
 
-    /// The widest available instruction set.
+    /// The widest available instruction set: on a target whose baseline
+    /// has no vector unit ([`HAS_VECTOR_BASELINE`] false), [`Isa::Scalar`].
     #[must_use]
     pub fn detect() -> Self {
+        if !HAS_VECTOR_BASELINE {
+            return Self::Scalar;
+        }
         Self::ALL
             .into_iter()
             .rev()
@@ -79,6 +88,16 @@ impl Isa {
             .unwrap_or(Self::Portable)
     }
 }
+
+/// Whether every CPU of the compilation target has 128-bit vectors the
+/// portable tile kernel auto-vectorises to (x86's SSE2, AArch64's NEON).
+/// Elsewhere — RISC-V without V, Xtensa, Cortex-M — a lane is an
+/// instruction and [`Isa::Scalar`] does less work.
+pub const HAS_VECTOR_BASELINE: bool = cfg!(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64"
+));
 
 /// The instruction set a [`SparseBackend`] was asked to use is not
 /// supported by this CPU.
@@ -89,6 +108,7 @@ pub struct IsaUnavailable(pub Isa);
 /// A detected instruction set: holding the token proves detection ran.
 #[derive(Debug, Clone, Copy)]
 enum Kernel {
+    Scalar,
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2(x86::Avx2),
@@ -99,6 +119,7 @@ enum Kernel {
 impl Kernel {
     fn of(isa: Isa) -> Option<Self> {
         match isa {
+            Isa::Scalar => Some(Self::Scalar),
             Isa::Portable => Some(Self::Portable),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => x86::Avx2::detect().map(Self::Avx2),
@@ -111,6 +132,7 @@ impl Kernel {
 
     const fn isa(self) -> Isa {
         match self {
+            Self::Scalar => Isa::Scalar,
             Self::Portable => Isa::Portable,
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(_) => Isa::Avx2,
@@ -124,8 +146,9 @@ impl Kernel {
         problem: &prefill::Problem<'_>,
         work: &mut prefill::Workspace,
         out: &mut [f32],
-    ) {
+    ) -> Result<(), AttentionError> {
         match self {
+            Self::Scalar => return prefill::run_rows(problem, work, out),
             Self::Portable => prefill::run(simd::Portable, problem, work, out),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token exists only because AVX2 and FMA were
@@ -135,6 +158,7 @@ impl Kernel {
             // SAFETY: the token exists only because AVX-512F was detected.
             Self::Avx512(s) => unsafe { prefill_avx512(s, problem, work, out) },
         }
+        Ok(())
     }
 }
 
@@ -246,7 +270,8 @@ impl AttentionBackend for SparseBackend {
             return Ok(out);
         }
         let mut work = prefill::Workspace::new(&problem)?;
-        self.kernel.prefill(&problem, &mut work, out.as_mut_slice());
+        self.kernel
+            .prefill(&problem, &mut work, out.as_mut_slice())?;
         exact::repair_prefill(
             &problem,
             |kv_head, block| work.landmark_is_finite(kv_head, block, problem.dim),

@@ -44,6 +44,9 @@ use aether_domain::{AttentionError, SparsePattern};
 use crate::plan::{self, Extra};
 use crate::simd::Simd;
 
+mod rows;
+pub(crate) use rows::run as run_rows;
+
 /// Consecutive query positions processed together (a multiple of every
 /// ISA's lane count).
 pub(crate) const TILE: usize = 16;

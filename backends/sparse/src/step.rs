@@ -294,7 +294,7 @@ pub(crate) fn attend(
             // F16C were detected, the target features of the function.
             return unsafe { step_x86::avx512::attend(token, head, q, cache, out) };
         }
-        if isa != Isa::Portable
+        if matches!(isa, Isa::Avx2 | Isa::Avx512)
             && let Some(token) = Avx2F16c::get()
         {
             // SAFETY: the token exists only after AVX2, FMA and F16C were
@@ -311,7 +311,7 @@ pub(crate) fn attend(
 /// Both give the same bits.
 pub(crate) fn narrow_fn(isa: Isa) -> NarrowFn {
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Portable {
+    if matches!(isa, Isa::Avx2 | Isa::Avx512) {
         return crate::step_x86::narrow_f16c;
     }
     let _ = isa;
