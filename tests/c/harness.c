@@ -83,15 +83,28 @@ static void check(int passed, const char *what) {
     }
 }
 
+/* `INVALID_ARG (0x102)`: codes are esp_err_t values, which ESP-IDF
+ * prints in hex; ESP_FAIL (-1) stays decimal. */
+static const char *code_text(int32_t code, char *buffer, size_t size) {
+    if (code < 0) {
+        snprintf(buffer, size, "%s (%" PRId32 ")", code_name(code), code);
+    } else {
+        snprintf(buffer, size, "%s (0x%03" PRIx32 ")", code_name(code), (uint32_t)code);
+    }
+    return buffer;
+}
+
 /* A call that must return `expected`; the line shows what it returned. */
 static void check_code(const char *what, int32_t got, int32_t expected) {
+    char got_text[40];
+    char expected_text[40];
     checks++;
     if (got == expected) {
-        printf("ok     %s -> %s (%" PRId32 ")\n", what, code_name(got), got);
+        printf("ok     %s -> %s\n", what, code_text(got, got_text, sizeof got_text));
     } else {
         failures++;
-        printf("FAILED %s -> %s (%" PRId32 "), expected %s (%" PRId32 ")\n", what,
-               code_name(got), got, code_name(expected), expected);
+        printf("FAILED %s -> %s, expected %s\n", what, code_text(got, got_text, sizeof got_text),
+               code_text(expected, expected_text, sizeof expected_text));
     }
 }
 
