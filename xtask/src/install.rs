@@ -125,13 +125,17 @@ pub(crate) fn ensure(tools: &[&Tool]) -> Result<(), Outcome> {
             install: Some(format!("as root: {command}")),
         });
     }
+    // Exactly the command printed: what a person would run.
+    let apt_install = || {
+        let mut install = Command::new("apt-get");
+        install
+            .args(["install", "-y"])
+            .args(&packages)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        install
+    };
     note(&format!("installing: {command}"));
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&packages)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    let mut outcome = Outcome::of(install);
+    let mut outcome = Outcome::of(apt_install());
     if let Outcome::Failed(_) = outcome {
         // A fresh container has no package lists yet: fetch them once and
         // try again.
@@ -141,12 +145,7 @@ pub(crate) fn ensure(tools: &[&Tool]) -> Result<(), Outcome> {
         if let Outcome::Failed(transcript) = Outcome::of(update) {
             return Err(Outcome::Failed(transcript));
         }
-        let mut install = Command::new("apt-get");
-        install
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&packages)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        outcome = Outcome::of(install);
+        outcome = Outcome::of(apt_install());
     }
     match outcome {
         Outcome::Ok if missing.iter().all(|tool| present(tool)) => Ok(()),
