@@ -73,6 +73,32 @@ fn every_rust_file_starts_with_a_module_doc() {
     );
 }
 
+/// Only the firmware crate talks C: one module there owns every raw
+/// pointer, and the symbol check can then prove nothing else leaks into
+/// the archive's C namespace (ARCHITECTURE.md, "Layers").
+#[test]
+fn only_the_firmware_crate_has_a_c_boundary() {
+    let needles = [concat!("extern ", "\"C\""), concat!("no_", "mangle")];
+    let mut offenders = Vec::new();
+    for file in rust_files() {
+        let path = relative(&file);
+        if path.starts_with("firmware-abi/") || path == THIS_FILE {
+            continue;
+        }
+        let text = read(&file);
+        for (number, line) in text.lines().enumerate() {
+            if needles.iter().any(|needle| line.contains(needle)) {
+                offenders.push(format!("{path}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "only firmware-abi/ may declare a C boundary:\n  {}",
+        offenders.join("\n  ")
+    );
+}
+
 #[test]
 fn no_placeholders_or_should_panic() {
     // `todo!`/`unimplemented!` are unfinished work; `#[should_panic]` passes
