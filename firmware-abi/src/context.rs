@@ -20,16 +20,16 @@ use alloc::vec::Vec;
 use core::num::NonZeroUsize;
 
 use aether_domain::HeadConfig;
-use aether_engine::Backend;
 use aether_model::TemporalModel;
 use aether_rvne::RvneView;
+use aether_sparse::SparseBackend;
 
 use crate::codes::Error;
 
 /// The model plus its frame ring.
 #[derive(Debug)]
 pub(crate) struct Context {
-    model: TemporalModel<Backend>,
+    model: TemporalModel<SparseBackend>,
     /// `window_len × input_dim` floats: frame slot `s` is
     /// `ring[s·D .. (s+1)·D]`.
     ring: Box<[f32]>,
@@ -86,7 +86,7 @@ impl Context {
         if u32::from(header.n_classes) != n_classes {
             return Err(Error::ClassCountMismatch);
         }
-        let backend = Backend::from_config(head_config(&view))?;
+        let backend = SparseBackend::new(head_config(&view))?;
         let model = TemporalModel::new(view, backend)?;
         let window = usize::try_from(window_len)
             .ok()

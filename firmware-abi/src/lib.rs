@@ -4,8 +4,10 @@
 //!
 //! Why a crate of its own: the firmware is C (ESP-IDF), and the model must
 //! run there exactly as on the host. This crate is a thin layer: the
-//! arithmetic is `aether-model`'s `TemporalModel` over the engine's
-//! backend (the default AETHER head with the blob's shape), so a later
+//! arithmetic is `aether-model`'s `TemporalModel` over the sparse backend
+//! (the default AETHER head with the blob's shape; built directly, not
+//! through the engine's enum, so the dense backend stays out of the
+//! archive), so a later
 //! model version is inherited, not re-implemented. What it adds is the
 //! boundary: a frame ring, validation, `esp_err_t` codes, and no panic or
 //! unwinding across C.

@@ -12,7 +12,8 @@
 use alloc::vec::Vec;
 
 use aether_domain::{AttentionBackend, BackendKind, HeadConfig, Tensor, TensorView};
-use aether_engine::Backend;
+use aether_reference::ReferenceBackend;
+use aether_sparse::SparseBackend;
 
 use crate::codes::Error;
 
@@ -69,8 +70,8 @@ pub(crate) fn run() -> Result<(), Error> {
 /// reference; the outer error is any backend refusal.
 fn compare() -> Result<Result<(), Error>, aether_domain::AttentionError> {
     let (fast, reference) = (
-        Backend::from_config(config(BackendKind::Sparse))?,
-        Backend::from_config(config(BackendKind::Reference))?,
+        SparseBackend::new(config(BackendKind::Sparse))?,
+        ReferenceBackend::new(config(BackendKind::Reference))?,
     );
     let (qh, kvh, d) = (4, 2, 8);
     let q = Tensor::new(filled(1, SEQ * qh * d), SEQ, qh, d)?;

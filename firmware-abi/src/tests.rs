@@ -8,9 +8,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ptr;
 
-use aether_engine::Backend;
 use aether_model::TemporalModel;
 use aether_rvne::{DEFAULT_SEED, ElementType, Header, RvneBlob, RvneView};
+use aether_sparse::SparseBackend;
 
 use crate::codes::*;
 use crate::context::head_config;
@@ -86,7 +86,7 @@ fn frame(t: usize) -> Vec<f32> {
 /// its model.
 fn model_logits(bytes: &[u8], frames: &[f32]) -> Vec<f32> {
     let view = RvneView::parse(bytes).expect("blob");
-    let backend = Backend::from_config(head_config(&view)).expect("config");
+    let backend = SparseBackend::new(head_config(&view)).expect("config");
     let model = TemporalModel::new(view, backend).expect("model");
     model.classify(frames).expect("classify")
 }

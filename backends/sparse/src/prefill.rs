@@ -37,6 +37,13 @@
 //! (masked per row) plus [`plan::for_each_extra`], each counted once;
 //! padding rows and lanes are masked out and never reach the output.
 
+// Without a vector baseline only `rows` and the shared pieces (workspace,
+// landmark means) are used; the tile kernel is not instantiated.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+
 use alloc::vec::Vec;
 
 use aether_domain::{AttentionError, SparsePattern};
