@@ -5,7 +5,7 @@
 //! check is one more entry there. Every step runs even after an earlier one
 //! fails, so one run shows every problem.
 
-use std::{env, io::ErrorKind, process::Command, process::ExitCode};
+use std::{env, process::ExitCode};
 
 use crate::{
     Task,
@@ -153,7 +153,7 @@ fn cargo_tool(
 /// first if it is missing.
 fn no_std(target: &'static str) -> Step {
     Step::new(format!("no_std {target}"), move || {
-        if let Err(not_ready) = ensure_target(target) {
+        if let Err(not_ready) = crate::install::rust_target(target) {
             return not_ready;
         }
         let mut build = cargo();
@@ -166,38 +166,4 @@ fn no_std(target: &'static str) -> Step {
         build.args(["--no-default-features", "--target", target]);
         Outcome::of(build)
     })
-}
-
-/// Makes sure the toolchain has the standard library for `target`, running
-/// `rustup target add` when it does not. `Err` is the outcome the step ends
-/// with instead of building.
-fn ensure_target(target: &str) -> Result<(), Outcome> {
-    let mut list = Command::new("rustup");
-    list.args(["target", "list", "--installed"]);
-    let installed = match process::run_captured(list) {
-        Ok(listed) if listed.success => listed,
-        Ok(listed) => return Err(Outcome::Failed(listed.transcript)),
-        Err(error) if error.kind() == ErrorKind::NotFound => {
-            return Err(Outcome::Skipped {
-                reason: format!("rustup not found, so target {target} cannot be added"),
-                install: Some(format!(
-                    "get rustup from https://rustup.rs, then run `rustup target add {target}`"
-                )),
-            });
-        }
-        Err(error) => {
-            return Err(Outcome::Failed(format!(
-                "could not run `rustup`: {error}\n"
-            )));
-        }
-    };
-    if installed.output.lines().any(|line| line.trim() == target) {
-        return Ok(());
-    }
-    let mut add = Command::new("rustup");
-    add.args(["target", "add", target]);
-    match Outcome::of(add) {
-        Outcome::Ok => Ok(()),
-        not_added => Err(not_added),
-    }
 }
