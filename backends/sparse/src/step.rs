@@ -34,6 +34,12 @@
 //! ([`record_attention`], a plain second walk: H2O steps are `O(C)`
 //! anyway).
 //!
+//! Inlining: on `x86_64` the per-block functions are `inline(always)` so
+//! they inline into the `#[target_feature]` kernels (a call out of one
+//! would lose AVX); elsewhere they are plain `inline`, because forcing six
+//! head-block instantiations into one function cost 27 KiB of flash on
+//! RISC-V (`cargo xtask size`) for no measured gain.
+//!
 //! **Invariant:** the query heads of a block are processed together, so
 //! each cached row is read once per block (four heads, or fewer for the
 //! last block of a head count that is not a multiple of four).
@@ -204,7 +210,8 @@ pub(crate) trait Kernel: Copy {
 pub(crate) struct Portable;
 
 impl Kernel for Portable {
-    #[inline(always)]
+    #[cfg_attr(target_arch = "x86_64", inline(always))]
+    #[cfg_attr(not(target_arch = "x86_64"), inline)]
     fn scores<const H: usize, const CAP: usize, const SHARED: bool>(
         self,
         rows: &Rows<'_>,
@@ -221,7 +228,8 @@ impl Kernel for Portable {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(target_arch = "x86_64", inline(always))]
+    #[cfg_attr(not(target_arch = "x86_64"), inline)]
     fn fold<const H: usize, const CAP: usize>(
         self,
         scores: &mut [[f32; CAP]; H],
@@ -249,7 +257,8 @@ impl Kernel for Portable {
         correction
     }
 
-    #[inline(always)]
+    #[cfg_attr(target_arch = "x86_64", inline(always))]
+    #[cfg_attr(not(target_arch = "x86_64"), inline)]
     fn accumulate<const H: usize, const CAP: usize, const SHARED: bool>(
         self,
         rows: &Rows<'_>,
@@ -562,7 +571,8 @@ struct Step<'s, 'c> {
 /// of 8; chunks of `CAP - SLACK` candidates) of which at most `MARKS` are
 /// landmarks. Inlined so that a
 /// `#[target_feature]` entry point compiles all of it with its features.
-#[inline(always)]
+#[cfg_attr(target_arch = "x86_64", inline(always))]
+#[cfg_attr(not(target_arch = "x86_64"), inline)]
 pub(crate) fn run<K: Kernel, const CAP: usize, const MARKS: usize>(
     kernel: K,
     head: &StepHead<'_>,
@@ -601,7 +611,8 @@ pub(crate) fn run<K: Kernel, const CAP: usize, const MARKS: usize>(
 }
 
 /// Query heads `first..first + H`; returns `H`.
-#[inline(always)]
+#[cfg_attr(target_arch = "x86_64", inline(always))]
+#[cfg_attr(not(target_arch = "x86_64"), inline)]
 fn block<'c, K: Kernel, const H: usize, const CAP: usize, const MARKS: usize>(
     kernel: K,
     step: &Step<'_, 'c>,
@@ -629,7 +640,8 @@ fn block<'c, K: Kernel, const H: usize, const CAP: usize, const MARKS: usize>(
     H
 }
 
-#[inline(always)]
+#[cfg_attr(target_arch = "x86_64", inline(always))]
+#[cfg_attr(not(target_arch = "x86_64"), inline)]
 fn heads_block<
     'c,
     K: Kernel,
@@ -673,7 +685,8 @@ fn heads_block<
 
 /// Folds one chunk into a block's softmax and output; `started` when an
 /// earlier chunk already contributed (its output then needs rescaling).
-#[inline(always)]
+#[cfg_attr(target_arch = "x86_64", inline(always))]
+#[cfg_attr(not(target_arch = "x86_64"), inline)]
 fn process<K: Kernel, const H: usize, const CAP: usize, const MARKS: usize, const SHARED: bool>(
     kernel: K,
     step: &Step<'_, '_>,
