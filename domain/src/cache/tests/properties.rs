@@ -8,9 +8,11 @@
 //!   the undone cache then behaves like that clone, op for op;
 //! - a second undo, or one after `clear`, is a typed error and a no-op.
 //!
-//! A seeded xorshift drives the cases (the domain has no proptest
-//! dependency); a failure message names the seed and the operation, so a
-//! case replays with `case(seed)`.
+//! A seeded xorshift drives each case's operations; proptest picks the
+//! seeds (and keeps failing ones in `proptest-regressions/`), and a fixed
+//! sweep of 1,500 seeds asserts that every policy and dtype actually met
+//! the situations under test. A failure message names the seed and the
+//! operation, so a case replays with `case(seed)`.
 
 use super::*;
 
@@ -274,4 +276,22 @@ fn non_finite_count_and_undo_hold_through_random_operations() {
         undid_records[4..].iter().all(|&n| n >= 50),
         "{undid_records:?}"
     );
+}
+
+extern crate std;
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 256,
+        failure_persistence: Some(std::boxed::Box::new(
+            proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+        )),
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// The same properties for seeds proptest draws (beyond the fixed sweep).
+    #[test]
+    fn random_operation_sequences_keep_the_cache_invariants(seed in 1u64..) {
+        case(seed);
+    }
 }
