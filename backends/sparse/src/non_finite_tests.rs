@@ -12,8 +12,20 @@ use alloc::vec::Vec;
 use aether_domain::{AttentionBackend, CacheDtype, HeadConfig, KvCache, Tensor};
 use aether_reference::ReferenceBackend;
 
+use crate::Isa;
 use crate::SparseBackend;
 use crate::tests::{TOLERANCE, available_isas, tensor, token};
+
+/// A sparse backend for `config` on each instruction set this CPU has.
+fn on_every_isa(config: &HeadConfig) -> impl Iterator<Item = (Isa, SparseBackend)> + '_ {
+    available_isas().into_iter().map(move |isa| {
+        let backend = SparseBackend::new(config.clone())
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        (isa, backend)
+    })
+}
 
 /// `got` has non-finite elements exactly where `want` has, and the finite
 /// ones agree to [`TOLERANCE`].
@@ -64,11 +76,7 @@ fn check_prefill_injection(operand: usize, head: usize, dim: usize) {
         let [q, k, v] = &t;
         let reference = ReferenceBackend::new(config.clone()).unwrap();
         let want = reference.forward(q.view(), k.view(), v.view()).unwrap();
-        for isa in available_isas() {
-            let sparse = SparseBackend::new(config.clone())
-                .unwrap()
-                .with_isa(isa)
-                .unwrap();
+        for (isa, sparse) in on_every_isa(&config) {
             let got = sparse.forward(q.view(), k.view(), v.view()).unwrap();
             assert_same_propagation(
                 got.as_slice(),
@@ -155,11 +163,7 @@ fn step_propagates_like_the_reference_on_every_isa() {
             };
             let reference = ReferenceBackend::new(config.clone()).unwrap();
             let want = step_all(&reference, &config, q, k, v, dtype);
-            for isa in available_isas() {
-                let sparse = SparseBackend::new(config.clone())
-                    .unwrap()
-                    .with_isa(isa)
-                    .unwrap();
+            for (isa, sparse) in on_every_isa(&config) {
                 let got = step_all(&sparse, &config, q, k, v, dtype);
                 assert_same_propagation(
                     &got,
@@ -187,11 +191,7 @@ fn overflowing_scores_fall_back_to_the_exact_path() {
     let reference = ReferenceBackend::new(config.clone()).unwrap();
     let want = reference.forward(q.view(), k.view(), v.view()).unwrap();
     assert!(want.as_slice().iter().all(|x| x.is_finite()));
-    for isa in available_isas() {
-        let sparse = SparseBackend::new(config.clone())
-            .unwrap()
-            .with_isa(isa)
-            .unwrap();
+    for (isa, sparse) in on_every_isa(&config) {
         let got = sparse.forward(q.view(), k.view(), v.view()).unwrap();
         assert_same_propagation(
             got.as_slice(),

@@ -218,6 +218,22 @@ impl Landmarks {
         })
     }
 
+    /// Computes the key and value means of every block and KV head of
+    /// `problem` (nothing when landmarks are off).
+    #[inline(always)]
+    fn fill<S: Simd>(&mut self, s: S, problem: &Problem<'_>) {
+        if !problem.pattern.landmarks() {
+            return;
+        }
+        let len = problem.pattern.block_count(problem.n) * problem.dim;
+        for head in 0..problem.kv_heads {
+            let keys = HeadRows::new(problem.k, problem, head);
+            let values = HeadRows::new(problem.v, problem, head);
+            landmark_means(s, problem, keys, &mut self.keys[head * len..][..len]);
+            landmark_means(s, problem, values, &mut self.values[head * len..][..len]);
+        }
+    }
+
     /// Key and value means of KV head `head`, `[block][dim]` each.
     fn head(&self, head: usize) -> (&[f32], &[f32]) {
         let len = self.keys.len() / self.kv_heads_or_one();
@@ -471,21 +487,8 @@ pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, work: &mut Workspace, ou
     if problem.n == 0 {
         return;
     }
+    work.landmarks.fill(s, problem);
     let Workspace { scratch, landmarks } = work;
-    if problem.pattern.landmarks() {
-        let len = problem.pattern.block_count(problem.n) * problem.dim;
-        for head in 0..problem.kv_heads {
-            let keys = HeadRows::new(problem.k, problem, head);
-            let values = HeadRows::new(problem.v, problem, head);
-            landmark_means(s, problem, keys, &mut landmarks.keys[head * len..][..len]);
-            landmark_means(
-                s,
-                problem,
-                values,
-                &mut landmarks.values[head * len..][..len],
-            );
-        }
-    }
     let mut first = 0;
     while first < problem.n {
         // The tile's plan (window bounds, extras) is the same for every KV

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 
 use aether_domain::{AttentionError, numerics};
 
-use super::{Problem, Workspace, landmark_means};
+use super::{Problem, Workspace};
 use crate::plan::{self, Extra};
 use crate::simd;
 
@@ -37,32 +37,17 @@ pub(crate) fn run(
     if p.n == 0 {
         return Ok(());
     }
-    let marks = &mut work.landmarks;
-    if p.pattern.landmarks() {
-        let len = p.pattern.block_count(p.n) * p.dim;
-        for head in 0..p.kv_heads {
-            let keys = super::HeadRows::new(p.k, p, head);
-            let values = super::HeadRows::new(p.v, p, head);
-            landmark_means(
-                simd::Portable,
-                p,
-                keys,
-                &mut marks.keys[head * len..][..len],
-            );
-            landmark_means(
-                simd::Portable,
-                p,
-                values,
-                &mut marks.values[head * len..][..len],
-            );
-        }
-    }
-    // The most candidates any query has: its window (both sides when not
-    // causal) plus every extra.
-    let most = (0..p.n)
-        .map(|i| p.pattern.candidate_count(i, p.n))
-        .max()
-        .unwrap_or(0);
+    work.landmarks.fill(simd::Portable, p);
+    let marks = &work.landmarks;
+    // Room for the most candidates any query has: its window (both sides
+    // when not causal) plus the plan's bound on the extras.
+    let w = p.pattern.window();
+    let span = if p.pattern.causal() {
+        w.saturating_add(1)
+    } else {
+        w.saturating_mul(2).saturating_add(1)
+    };
+    let most = span.min(p.n) + plan::max_extras(p.pattern, p.n);
     let mut scores: Vec<f32> = Vec::new();
     scores
         .try_reserve_exact(most)
@@ -109,6 +94,7 @@ pub(crate) fn run(
                 max = max.max(s);
                 scores.push(s);
             });
+            debug_assert!(scores.len() <= most, "the reserved room is a bound");
             let mut total = 0.0;
             for s in &mut scores {
                 *s = numerics::exp(*s - max);
