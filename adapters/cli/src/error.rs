@@ -90,6 +90,8 @@ pub(crate) enum CliError {
         /// The cache's capacity in frames.
         capacity: usize,
     },
+    /// `aether packet` failed: unreadable input or a bad packet.
+    Packet(crate::packet::Failure),
     /// A dense or reference prefill longer than the documented limit,
     /// without `--force`.
     TooLong {
@@ -148,6 +150,7 @@ impl fmt::Display for CliError {
                 describe_check(source)
             ),
             Self::Blob(e) => write!(f, "{e}"),
+            Self::Packet(e) => write!(f, "{e}"),
             Self::Format { what, source } => write!(f, "{what}: {}", describe_check(source)),
             Self::Exists { path } => write!(
                 f,
@@ -229,7 +232,7 @@ fn describe_check(error: &RvneError) -> String {
 
 /// Joins the non-empty lines of `message` with `; `, so a message from
 /// another crate can never break the one-line rule.
-pub(crate) fn one_line(message: &str) -> String {
+fn one_line(message: &str) -> String {
     message
         .lines()
         .map(str::trim)

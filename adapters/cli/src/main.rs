@@ -4,7 +4,7 @@
 //! lives in its own module (`init`, `inspect`, `classify`, `synth`,
 //! `demo`, `packet`), frames are read by `csv`, and every failure becomes
 //! one line on stderr in `error` (exit 1 for runtime errors, 2 for usage
-//! errors; `packet` prints its own through `error`'s helpers).
+//! errors).
 //! Every file argument may be `-` (standard input, or output for `--out`);
 //! clap passes it through as a path and the readers and writers decide.
 
@@ -88,8 +88,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &mut out),
         Command::Synth(args) => synth::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
-        // Reports its own failures (per-packet positions; see `packet`).
-        Command::Packet(args) => return packet::main(args, &mut out),
+        Command::Packet(args) => packet::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(error::CliError::Output));
     match result {

@@ -9,15 +9,14 @@
 //! check of `aether_packet::decode`. `encode` makes packets from logits so
 //! that users and tests can feed `decode` without a device.
 //!
-//! Errors stay in this module's [`Failure`] and are printed by [`main`]
-//! with the CLI's one-line rule and exit status 1 (output errors go
-//! through [`error::report`], so a closed pipe stays quiet).
+//! Errors are this module's [`Failure`], carried by `CliError::Packet` and
+//! printed like every other error (one line, exit status 1; a closed
+//! output pipe stays quiet).
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use aether_packet::{MAGIC, PACKET_LEN, Packet, PacketError, decode, encode};
 use clap::{Args, Subcommand, ValueEnum};
@@ -25,7 +24,7 @@ use serde::Serialize;
 
 use crate::EXIT_STATUS;
 use crate::csv::{is_stdin, origin_of};
-use crate::error::{self, CliError};
+use crate::error::CliError;
 
 /// Arguments of `aether packet`.
 #[derive(Debug, Args)]
@@ -121,20 +120,23 @@ fn parse_logits(text: &str) -> Result<Logits, String> {
     Ok(Logits(logits))
 }
 
-/// Runs `aether packet ...`, flushes, and turns a failure into the CLI's
-/// one error line and exit status.
-pub(crate) fn main(args: &PacketArgs, out: &mut dyn Write) -> ExitCode {
-    let result = match &args.command {
+/// Runs `aether packet ...`.
+///
+/// # Errors
+/// The first failure, as a [`CliError`].
+pub(crate) fn run(args: &PacketArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    match &args.command {
         PacketCommand::Decode(args) => run_decode(args, out),
         PacketCommand::Encode(args) => run_encode(args, out),
     }
-    .and_then(|()| out.flush().map_err(Failure::Output));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Output(e)) => error::report(&CliError::Output(e)),
-        Err(failure) => {
-            eprintln!("error: {}", error::one_line(&failure.to_string()));
-            ExitCode::FAILURE
+    .map_err(CliError::from)
+}
+
+impl From<Failure> for CliError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Output(e) => Self::Output(e),
+            other => Self::Packet(other),
         }
     }
 }
@@ -142,7 +144,7 @@ pub(crate) fn main(args: &PacketArgs, out: &mut dyn Write) -> ExitCode {
 /// Why `aether packet` failed. Each `Display` is one line without the
 /// leading `error: `.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// The input could not be opened or read.
     Read {
         /// The file, or `<stdin>`.

@@ -73,7 +73,7 @@ pub(crate) fn attend<C: Candidates>(candidates: &C, query: &[f32], out: &mut [f3
 }
 
 /// Element `d` of a cached row, widened.
-pub(crate) fn element(row: Row<'_>, d: usize) -> f64 {
+fn element(row: Row<'_>, d: usize) -> f64 {
     match row {
         Row::F32(r) => f64::from(r[d]),
         Row::F16(r) => f64::from(f16_conv::widen(r[d])),
