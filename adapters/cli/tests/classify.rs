@@ -626,6 +626,19 @@ fn a_dash_is_standard_input_or_output_for_every_file_argument() {
     );
 }
 
+/// `classify --model M --frames F --config C`.
+fn with_config<'a>(model: &'a Path, frames: &'a Path, config: &'a Path) -> [&'a str; 7] {
+    [
+        "classify",
+        "--model",
+        s(model),
+        "--frames",
+        s(frames),
+        "--config",
+        s(config),
+    ]
+}
+
 #[test]
 fn the_toml_may_leave_out_what_the_blob_or_backend_fixes() {
     let scratch = Scratch::new("toml-optional");
@@ -664,18 +677,7 @@ fn the_toml_may_leave_out_what_the_blob_or_backend_fixes() {
     assert_eq!(dense, dense_full);
     // ...but the backends that use them may not.
     write(&config, "backend = \"reference\"\ncausal = true\n");
-    let error = fails(
-        &[
-            "classify",
-            "--model",
-            s(&model),
-            "--frames",
-            s(&frames),
-            "--config",
-            s(&config),
-        ],
-        1,
-    );
+    let error = fails(&with_config(&model, &frames, &config), 1);
     assert!(
         error.contains(
             "head.toml: key `window`: missing field `window` (the sparse and \
@@ -699,18 +701,7 @@ fn an_unknown_key_in_any_eviction_variant_is_refused_with_key_and_line() {
     ] {
         let line = format!("eviction = {{ {policy}, recnet = 4 }}");
         write(&config, &format!("{head}{line}\n"));
-        let error = fails(
-            &[
-                "classify",
-                "--model",
-                s(&model),
-                "--frames",
-                s(&frames),
-                "--config",
-                s(&config),
-            ],
-            1,
-        );
+        let error = fails(&with_config(&model, &frames, &config), 1);
         let column = line.find("recnet").unwrap() + 1;
         assert!(
             error.contains(&format!(
@@ -724,18 +715,7 @@ fn an_unknown_key_in_any_eviction_variant_is_refused_with_key_and_line() {
         &config,
         &format!("{head}[eviction]\npolicy = \"sliding_window\"\nrecent = 4\n"),
     );
-    let error = fails(
-        &[
-            "classify",
-            "--model",
-            s(&model),
-            "--frames",
-            s(&frames),
-            "--config",
-            s(&config),
-        ],
-        1,
-    );
+    let error = fails(&with_config(&model, &frames, &config), 1);
     assert!(
         error.contains("head.toml:7:1: key `eviction.recent`: unknown field `recent`"),
         "{error}"
