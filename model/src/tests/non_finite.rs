@@ -50,6 +50,15 @@ fn at_classifier(row: usize, col: usize) -> usize {
     span.offset + row * span.cols + col
 }
 
+/// [`outcomes`] of the model on `blob` with `backend`.
+fn outcomes_of<B: AttentionBackend>(
+    blob: &RvneBlob,
+    backend: B,
+    frames: &[f32],
+) -> [Result<Vec<f32>, ModelError>; 2] {
+    outcomes(&TemporalModel::new(blob.view(), backend).unwrap(), frames)
+}
+
 /// Each backend's verdict on `frames`: prefill over all of them, and the
 /// first failing push of a fresh stream (or the last push's logits).
 fn outcomes<B: AttentionBackend>(
@@ -81,31 +90,15 @@ fn huge_frames_never_give_non_finite_logits() {
             BackendKind::Dense,
             BackendKind::Sparse,
         ] {
+            let config = aether_config(kind);
             let all = match kind {
-                BackendKind::Reference => outcomes(
-                    &TemporalModel::new(
-                        blob.view(),
-                        ReferenceBackend::new(aether_config(kind)).unwrap(),
-                    )
-                    .unwrap(),
-                    &x,
-                ),
-                BackendKind::Dense => outcomes(
-                    &TemporalModel::new(
-                        blob.view(),
-                        aether_dense::DenseBackend::new(aether_config(kind)).unwrap(),
-                    )
-                    .unwrap(),
-                    &x,
-                ),
-                BackendKind::Sparse => outcomes(
-                    &TemporalModel::new(
-                        blob.view(),
-                        SparseBackend::new(aether_config(kind)).unwrap(),
-                    )
-                    .unwrap(),
-                    &x,
-                ),
+                BackendKind::Reference => {
+                    outcomes_of(&blob, ReferenceBackend::new(config).unwrap(), &x)
+                }
+                BackendKind::Dense => {
+                    outcomes_of(&blob, aether_dense::DenseBackend::new(config).unwrap(), &x)
+                }
+                BackendKind::Sparse => outcomes_of(&blob, SparseBackend::new(config).unwrap(), &x),
             };
             for outcome in all {
                 match outcome {
