@@ -112,6 +112,13 @@ fn constant_csv(path: &Path, value: &str, n: usize) {
     std::fs::write(path, format!("{}\n", vec![line; n].join("\n"))).unwrap();
 }
 
+/// `aether classify --model M --frames F` plus `extra`.
+fn classify(model: &Path, frames: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["classify", "--model", s(model), "--frames", s(frames)];
+    args.extend_from_slice(extra);
+    aether(&args, None)
+}
+
 /// Frames of 3e38 overflow the model itself, whatever the backend: before,
 /// `classify` printed `logits [NaN, NaN, NaN, NaN]` and exited 0.
 #[test]
@@ -122,9 +129,7 @@ fn classify_fails_on_frames_that_overflow() {
     let frames = scratch.path("big.csv");
     constant_csv(&frames, "3e38", 3);
     for mode in [&[][..], &["--stream"][..]] {
-        let mut args = vec!["classify", "--model", s(&model), "--frames", s(&frames)];
-        args.extend_from_slice(mode);
-        let output = aether(&args, None);
+        let output = classify(&model, &frames, mode);
         let line = fails(&output, &format!("{mode:?}"));
         assert!(
             line.contains("frame 0: layer 0 query projection x·Wq is not finite"),
@@ -152,9 +157,7 @@ fn an_overflow_names_its_frame_and_line_once() {
     );
     std::fs::write(&frames, text_in).unwrap();
     for mode in [&["--segment", "2"][..], &["--stream"][..], &[][..]] {
-        let mut args = vec!["classify", "--model", s(&model), "--frames", s(&frames)];
-        args.extend_from_slice(mode);
-        let line = fails(&aether(&args, None), &format!("{mode:?}"));
+        let line = fails(&classify(&model, &frames, mode), &format!("{mode:?}"));
         assert!(
             line.contains("mid.csv:7: frame 5: layer 0 query projection"),
             "{mode:?}: {line}"
@@ -175,9 +178,7 @@ fn classify_never_prints_nan_logits() {
         let frames = scratch.path("big.csv");
         constant_csv(&frames, value, 3);
         for mode in [&[][..], &["--stream"][..]] {
-            let mut args = vec!["classify", "--model", s(&model), "--frames", s(&frames)];
-            args.extend_from_slice(mode);
-            let output = aether(&args, None);
+            let output = classify(&model, &frames, mode);
             let out = text(&output.stdout);
             if output.status.success() {
                 assert!(
@@ -209,9 +210,7 @@ fn classify_fails_on_a_huge_weight() {
     )
     .unwrap();
     for mode in [&[][..], &["--stream"][..]] {
-        let mut args = vec!["classify", "--model", s(&model), "--frames", s(&frames)];
-        args.extend_from_slice(mode);
-        let output = aether(&args, None);
+        let output = classify(&model, &frames, mode);
         let line = fails(&output, &format!("{mode:?}"));
         assert!(
             line.contains("frame 1: layer 0 query projection x·Wq is not finite"),
