@@ -116,7 +116,18 @@ fn inputs(config: &HeadConfig, n: usize, seed: u64, injections: &[Injection]) ->
 /// A fast backend under test, with the ISA it was forced to.
 struct Subject {
     name: String,
+    family: Family,
     backend: Box<dyn AttentionBackend>,
+}
+
+/// Which oracle a subject is held to.
+#[derive(Clone, Copy)]
+enum Family {
+    /// The reference on the same config.
+    Sparse = 0,
+    /// The reference on a window covering every token (no landmarks then
+    /// exist): dense attention.
+    Dense = 1,
 }
 
 /// Every fast backend on every ISA this CPU has. Sparse is compared with
@@ -131,6 +142,7 @@ fn subjects(config: &HeadConfig) -> Vec<Subject> {
         {
             list.push(Subject {
                 name: format!("sparse {isa:?}"),
+                family: Family::Sparse,
                 backend: Box::new(backend),
             });
         }
@@ -142,6 +154,7 @@ fn subjects(config: &HeadConfig) -> Vec<Subject> {
         {
             list.push(Subject {
                 name: format!("dense {isa:?}"),
+                family: Family::Dense,
                 backend: Box::new(backend),
             });
         }
@@ -149,18 +162,14 @@ fn subjects(config: &HeadConfig) -> Vec<Subject> {
     list
 }
 
-/// The oracle for `subject`: the reference on `config`, or on a covering
-/// window for dense.
-fn oracle(subject: &Subject, config: &HeadConfig, n: usize) -> ReferenceBackend {
-    let config = if subject.name.starts_with("dense") {
-        HeadConfig {
-            window: n,
-            ..config.clone()
-        }
-    } else {
-        config.clone()
+/// The oracles, indexed by [`Family`]: the reference on `config`, and on
+/// a window covering all `n` tokens.
+fn oracles(config: &HeadConfig, n: usize) -> [ReferenceBackend; 2] {
+    let covering = HeadConfig {
+        window: n,
+        ..config.clone()
     };
-    ReferenceBackend::new(config).expect("valid config")
+    [config.clone(), covering].map(|c| ReferenceBackend::new(c).expect("valid config"))
 }
 
 /// `got` is non-finite exactly where `want` is; finite elements agree.
@@ -192,16 +201,13 @@ fn prefill_case(
     injections: &[Injection],
 ) -> Result<(), String> {
     let x = inputs(config, n, seed, injections);
-    let mut wants: Vec<(bool, Tensor)> = Vec::new();
+    let wants = oracles(config, n).map(|oracle| {
+        oracle
+            .forward(x.q.view(), x.k.view(), x.v.view())
+            .expect("valid inputs")
+    });
     for subject in subjects(config) {
-        let dense = subject.name.starts_with("dense");
-        if !wants.iter().any(|(d, _)| *d == dense) {
-            let want = oracle(&subject, config, n)
-                .forward(x.q.view(), x.k.view(), x.v.view())
-                .expect("valid inputs");
-            wants.push((dense, want));
-        }
-        let want = &wants.iter().find(|(d, _)| *d == dense).expect("computed").1;
+        let want = &wants[subject.family as usize];
         let got = subject
             .backend
             .forward(x.q.view(), x.k.view(), x.v.view())
@@ -240,13 +246,9 @@ fn step_case(
     injections: &[Injection],
 ) -> Result<(), String> {
     let x = inputs(config, n, seed, injections);
-    let mut wants: Vec<(bool, Vec<f32>)> = Vec::new();
+    let wants = oracles(config, n).map(|oracle| stream(&oracle, config, &x));
     for subject in subjects(config) {
-        let dense = subject.name.starts_with("dense");
-        if !wants.iter().any(|(d, _)| *d == dense) {
-            wants.push((dense, stream(&oracle(&subject, config, n), config, &x)));
-        }
-        let want = &wants.iter().find(|(d, _)| *d == dense).expect("computed").1;
+        let want = &wants[subject.family as usize];
         let got = stream(subject.backend.as_ref(), config, &x);
         same_propagation(&got, want, config.head_dim)
             .map_err(|e| format!("{} step ({:?}): {e}", subject.name, config.cache_dtype))?;
