@@ -76,6 +76,19 @@ impl fmt::Display for ConfigLoadError {
 impl std::error::Error for ConfigLoadError {}
 
 impl ConfigLoadError {
+    /// `origin` could not be read.
+    #[must_use]
+    pub fn unreadable(origin: impl Into<String>, error: &std::io::Error) -> Self {
+        Self {
+            kind: LoadErrorKind::Io,
+            key: None,
+            line: None,
+            column: None,
+            origin: Some(origin.into()),
+            message: format!("cannot read: {error}"),
+        }
+    }
+
     /// The same error, naming `origin` (a file name, `<stdin>`) as its source.
     #[must_use]
     pub fn with_origin(self, origin: impl Into<String>) -> Self {
@@ -209,14 +222,8 @@ pub fn from_toml_file_with(
     shape: Option<HeadShape>,
 ) -> Result<HeadConfig, ConfigLoadError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigLoadError {
-        kind: LoadErrorKind::Io,
-        key: None,
-        line: None,
-        column: None,
-        origin: Some(origin.clone()),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigLoadError::unreadable(origin.clone(), &e))?;
     from_toml_str_with(&text, shape).map_err(|e| e.with_origin(origin))
 }
 

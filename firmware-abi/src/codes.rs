@@ -198,7 +198,7 @@ pub(crate) const fn code_of(result: &Result<(), Error>) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use aether_model::{NonFiniteValue, Stage, WeightMatrix};
 
     use super::*;
@@ -207,19 +207,22 @@ mod tests {
         error.code()
     }
 
+    /// Every code the ABI returns.
+    pub(crate) const EVERY_CODE: [i32; 8] = [
+        RUV_TEMPORAL_OK,
+        RUV_TEMPORAL_FAIL,
+        RUV_TEMPORAL_ERR_NO_MEM,
+        RUV_TEMPORAL_ERR_INVALID_ARG,
+        RUV_TEMPORAL_ERR_INVALID_STATE,
+        RUV_TEMPORAL_ERR_INVALID_SIZE,
+        RUV_TEMPORAL_ERR_INVALID_CRC,
+        RUV_TEMPORAL_ERR_INVALID_VERSION,
+    ];
+
     #[test]
     fn values_are_esp_err_t() {
         assert_eq!(
-            [
-                RUV_TEMPORAL_OK,
-                RUV_TEMPORAL_FAIL,
-                RUV_TEMPORAL_ERR_NO_MEM,
-                RUV_TEMPORAL_ERR_INVALID_ARG,
-                RUV_TEMPORAL_ERR_INVALID_STATE,
-                RUV_TEMPORAL_ERR_INVALID_SIZE,
-                RUV_TEMPORAL_ERR_INVALID_CRC,
-                RUV_TEMPORAL_ERR_INVALID_VERSION,
-            ],
+            EVERY_CODE,
             [0, -1, 0x101, 0x102, 0x103, 0x104, 0x109, 0x10A]
         );
     }

@@ -571,17 +571,6 @@ fn encode_packet_bad_inputs_write_nothing() {
     assert_eq!(out, [0xEE; 40]);
 }
 
-const EVERY_CODE: [i32; 8] = [
-    RUV_TEMPORAL_OK,
-    RUV_TEMPORAL_FAIL,
-    RUV_TEMPORAL_ERR_NO_MEM,
-    RUV_TEMPORAL_ERR_INVALID_ARG,
-    RUV_TEMPORAL_ERR_INVALID_STATE,
-    RUV_TEMPORAL_ERR_INVALID_SIZE,
-    RUV_TEMPORAL_ERR_INVALID_CRC,
-    RUV_TEMPORAL_ERR_INVALID_VERSION,
-];
-
 /// No blob reaches a panic: every header byte set to boundary values (as
 /// is, and with the CRC fixed so the later checks run) and every short
 /// length end in a code.
@@ -598,7 +587,10 @@ fn init_answers_every_mutated_blob_with_a_code() {
                 }
                 match init(&bytes, 4) {
                     Ok(ctx) => destroy(ctx),
-                    Err(code) => assert!(EVERY_CODE.contains(&code), "{offset} {value} {code}"),
+                    Err(code) => assert!(
+                        crate::codes::tests::EVERY_CODE.contains(&code),
+                        "{offset} {value} {code}"
+                    ),
                 }
             }
         }

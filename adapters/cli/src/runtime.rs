@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use aether_domain::{BackendKind, Eviction, HeadConfig};
 use aether_engine::Backend;
-use aether_engine::toml_config::{self, ConfigLoadError, HeadShape, LoadErrorKind};
+use aether_engine::toml_config::{self, ConfigLoadError, HeadShape};
 use aether_model::TemporalModel;
 use aether_rvne::{FileError, Header, MAX_BLOB_LEN, RvneBlob, RvneView};
 
@@ -87,14 +87,7 @@ pub(crate) fn head_config(
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| ConfigLoadError {
-                kind: LoadErrorKind::Io,
-                key: None,
-                line: None,
-                column: None,
-                origin: Some(origin.clone()),
-                message: format!("cannot read: {e}"),
-            })?;
+            .map_err(|e| ConfigLoadError::unreadable(origin.clone(), &e))?;
         toml_config::from_toml_str_with(&text, shape).map_err(|e| e.with_origin(&origin))?
     } else {
         toml_config::from_toml_file_with(path, shape)?
