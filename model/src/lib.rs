@@ -153,6 +153,18 @@ impl ModelError {
             _ => None,
         }
     }
+
+    /// The same error with its frame (for the variants that name one)
+    /// numbered as the caller numbers frames: `classify` counts within the
+    /// frames it was given and a stream from its start, while a caller
+    /// classifying segments of a longer input counts from the input's start.
+    #[must_use]
+    pub const fn with_frame(mut self, number: usize) -> Self {
+        if let Self::NonFiniteFrame { frame, .. } | Self::NonFinite { frame, .. } = &mut self {
+            *frame = number;
+        }
+        self
+    }
 }
 
 impl From<aether_domain::ShapeError> for ModelError {

@@ -351,23 +351,11 @@ impl Run<'_> {
     /// input's numbering rather than the segment's or stream's, so the
     /// message names the frame once.
     fn frame_error(&self, origin: &str, line: usize, frame: usize, e: ModelError) -> CliError {
-        match e {
-            ModelError::NonFinite { stage, .. } => CliError::model(
-                format!("{} on {origin}:{line}", self.model_name),
-                ModelError::NonFinite { stage, frame },
-            ),
-            ModelError::NonFiniteFrame { column, value, .. } => CliError::model(
-                format!("{} on {origin}:{line}", self.model_name),
-                ModelError::NonFiniteFrame {
-                    frame,
-                    column,
-                    value,
-                },
-            ),
-            e => CliError::model(
-                format!("{} on {origin}:{line} (frame {frame})", self.model_name),
-                e,
-            ),
+        let at = format!("{} on {origin}:{line}", self.model_name);
+        if e.frame().is_some() {
+            CliError::model(at, e.with_frame(frame))
+        } else {
+            CliError::model(format!("{at} (frame {frame})"), e)
         }
     }
 }

@@ -515,3 +515,23 @@ fn check_undo<B: AttentionBackend>(
     }
     assert!(tried.caches == clean.caches, "{what}: final caches");
 }
+
+/// `with_frame` renumbers exactly the variants that name a frame.
+#[test]
+fn with_frame_renumbers_only_errors_that_name_a_frame() {
+    let overflow = ModelError::NonFinite {
+        stage: Stage::Classifier,
+        frame: 1,
+    }
+    .with_frame(7);
+    assert_eq!(overflow.frame(), Some(7));
+    assert_eq!(
+        overflow,
+        ModelError::NonFinite {
+            stage: Stage::Classifier,
+            frame: 7
+        }
+    );
+    let other = ModelError::Attention(AttentionError::StepNotCausal);
+    assert_eq!(other.clone().with_frame(7), other);
+}
