@@ -70,6 +70,9 @@ pub enum DatasetError {
     /// Two sequences with one id: a split by id would be ambiguous.
     #[error("sequence id `{0}` is used by more than one sequence")]
     DuplicateSequence(String),
+    /// Two classes with one name: labels naming either would be ambiguous.
+    #[error("class name `{0}` is listed more than once")]
+    DuplicateClass(String),
     /// A class name or sequence id the CSV cannot carry unchanged.
     #[error("{kind} `{name}` cannot be written as CSV: {reason}")]
     BadName {

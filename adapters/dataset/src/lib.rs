@@ -193,15 +193,19 @@ impl Recordings {
     }
 
     /// Checks that the parts fit together: `input_dim ≥ 1`, each sequence's
-    /// frames are `len × input_dim` values, every label names a class, ids
-    /// are unique.
+    /// frames are `len × input_dim` values, every label names a class, class
+    /// names and sequence ids are unique.
     ///
     /// # Errors
     /// [`DatasetError::ZeroInputDim`], [`DatasetError::BadSequence`],
-    /// [`DatasetError::DuplicateSequence`].
+    /// [`DatasetError::DuplicateClass`], [`DatasetError::DuplicateSequence`].
     pub fn validate(&self) -> Result<(), DatasetError> {
         if self.input_dim == 0 {
             return Err(DatasetError::ZeroInputDim);
+        }
+        let mut names = HashSet::new();
+        if let Some(name) = self.classes.iter().find(|c| !names.insert(c.as_str())) {
+            return Err(DatasetError::DuplicateClass(name.clone()));
         }
         let mut ids = HashSet::new();
         for sequence in &self.sequences {
@@ -261,14 +265,15 @@ pub fn split_files(
     hop: usize,
 ) -> Result<Split, DatasetError> {
     check_cut(window, hop)?;
-    train.validate()?;
-    test.validate()?;
+    // The mismatch first: it explains any frame-length error that follows.
     if train.input_dim != test.input_dim {
         return Err(DatasetError::InputDimMismatch {
             train: train.input_dim,
             test: test.input_dim,
         });
     }
+    train.validate()?;
+    test.validate()?;
     let mut classes = train.classes.clone();
     let remap: Vec<usize> = test
         .classes
@@ -363,3 +368,6 @@ fn cut<'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

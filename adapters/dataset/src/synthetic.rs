@@ -399,7 +399,7 @@ impl Activity {
                 } else {
                     0.0
                 };
-                let reach = libm::exp(-((u - centre) / 0.15).powi(2));
+                let reach = libm::exp(-((u - centre) / 0.25).powi(2));
                 room + amplitude * envelope * reach * libm::sin(TAU * hz * tau + 0.5 * f)
             }
         }
