@@ -36,7 +36,7 @@ pub fn read_labelled(path: impl AsRef<Path>) -> Result<Recordings, DatasetError>
 /// report.
 ///
 /// Accepted beyond the strict format: a UTF-8 byte-order mark, CRLF line
-/// ends, a missing final newline, blank lines anywhere, and spaces or tabs
+/// ends, a missing final newline, blank lines anywhere, and whitespace
 /// around a field (trimmed). No quoting: a field cannot contain a comma.
 ///
 /// # Errors
