@@ -173,7 +173,6 @@ const fn model_code(error: &ModelError) -> i32 {
         ModelError::NonFinite { .. } | ModelError::ForeignStream { .. } => RUV_TEMPORAL_FAIL,
         ModelError::Attention(AttentionError::OutOfMemory { .. }) => RUV_TEMPORAL_ERR_NO_MEM,
         ModelError::Attention(_) => RUV_TEMPORAL_FAIL,
-        ModelError::Weights(error) => blob_code(error),
     }
 }
 
@@ -553,19 +552,5 @@ pub(crate) mod tests {
         ] {
             assert_eq!(code(error.into()), RUV_TEMPORAL_FAIL, "{error:?}");
         }
-    }
-
-    #[test]
-    fn model_weights_use_the_blob_table() {
-        assert_eq!(
-            code(
-                ModelError::Weights(RvneError::CrcMismatch {
-                    stored: 0,
-                    computed: 1
-                })
-                .into()
-            ),
-            RUV_TEMPORAL_ERR_INVALID_CRC
-        );
     }
 }

@@ -87,7 +87,7 @@ impl Context {
             return Err(Error::ClassCountMismatch);
         }
         let backend = SparseBackend::new(head_config(&view))?;
-        let model = TemporalModel::new(view, backend)?;
+        let model = TemporalModel::new(view.to_weights()?, backend)?;
         let window = usize::try_from(window_len)
             .ok()
             .and_then(NonZeroUsize::new)

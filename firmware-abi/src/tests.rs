@@ -87,7 +87,7 @@ fn frame(t: usize) -> Vec<f32> {
 fn model_logits(bytes: &[u8], frames: &[f32]) -> Vec<f32> {
     let view = RvneView::parse(bytes).expect("blob");
     let backend = SparseBackend::new(head_config(&view)).expect("config");
-    let model = TemporalModel::new(view, backend).expect("model");
+    let model = TemporalModel::new(view.to_weights().expect("decodes"), backend).expect("model");
     model.classify(frames).expect("classify")
 }
 

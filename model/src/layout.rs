@@ -1,17 +1,17 @@
 //! Where each matrix of the model (`docs/model.md`) sits in the flat
 //! weight body.
 //!
-//! The body order is the contract between the trainer that writes a blob
-//! and the model that reads it, so it is computed in exactly one place:
-//! [`Layout`]. The reader ([`RvneView`](crate::RvneView)), the writers and
-//! any trainer that fills a flat `Vec<f32>` all take offsets from here.
+//! The body order is the contract between everything that writes weights
+//! (the trainer, the `.rvne` and safetensors adapters, random init) and the
+//! model that reads them, so it is computed in exactly one place:
+//! [`Layout`]. [`ModelWeights`](crate::ModelWeights), the `.rvne` reader
+//! and writers and the trainer all take offsets from here.
 //!
-//! **Invariant:** a `Layout` exists only for a valid header whose weight
+//! **Invariant:** a `Layout` exists only for a valid shape whose weight
 //! count fits in `usize` (all products are `checked_*`), so every offset it
 //! hands out is at most that count and cannot overflow.
 
-use crate::error::RvneError;
-use crate::format::Header;
+use crate::shape::{ModelShape, ShapeError};
 
 /// One of the four projection matrices of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,7 +63,7 @@ impl MatrixSpan {
     }
 }
 
-/// Offsets and shapes of every matrix in the body of a valid header.
+/// Offsets and shapes of every matrix in the body of a valid shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Layout {
     input_dim: usize,
@@ -76,45 +76,45 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Computes the layout of a header that has passed
-    /// [`Header::validate`], with every product overflow-checked.
-    pub(crate) const fn new(header: &Header) -> Result<Self, RvneError> {
-        let input_dim = header.input_dim as usize;
-        let head_dim = header.head_dim as usize;
-        let n_layers = header.n_layers as usize;
-        let n_classes = header.n_classes as usize;
+    /// Computes the layout of a shape that has passed
+    /// [`ModelShape::validate`], with every product overflow-checked.
+    pub(crate) const fn new(shape: &ModelShape) -> Result<Self, ShapeError> {
+        let input_dim = shape.input_dim;
+        let head_dim = shape.head_dim;
+        let n_layers = shape.n_layers;
+        let n_classes = shape.n_classes;
         // `?` is not available in const fn; each `let Some(..) else` is one
         // checked step of the weight count.
-        let Some(q_width) = (header.n_q_heads as usize).checked_mul(head_dim) else {
-            return Err(RvneError::SizeOverflow);
+        let Some(q_width) = shape.n_q_heads.checked_mul(head_dim) else {
+            return Err(ShapeError::SizeOverflow);
         };
-        let Some(kv_width) = (header.n_kv_heads as usize).checked_mul(head_dim) else {
-            return Err(RvneError::SizeOverflow);
+        let Some(kv_width) = shape.n_kv_heads.checked_mul(head_dim) else {
+            return Err(ShapeError::SizeOverflow);
         };
         // Wq and Wo have the same size, as do Wk and Wv.
         let Some(q_size) = input_dim.checked_mul(q_width) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(kv_size) = input_dim.checked_mul(kv_width) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(q_pair) = q_size.checked_mul(2) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(kv_pair) = kv_size.checked_mul(2) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(layer_stride) = q_pair.checked_add(kv_pair) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(all_layers) = layer_stride.checked_mul(n_layers) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(classifier) = input_dim.checked_mul(n_classes) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         let Some(weight_count) = all_layers.checked_add(classifier) else {
-            return Err(RvneError::SizeOverflow);
+            return Err(ShapeError::SizeOverflow);
         };
         Ok(Self {
             input_dim,
@@ -155,8 +155,11 @@ impl Layout {
     }
 
     /// The span of one projection of a layer below `n_layers`; then every
-    /// offset is below `weight_count`, so nothing here can overflow.
-    pub(crate) const fn matrix_in_range(&self, layer: usize, kind: MatrixKind) -> MatrixSpan {
+    /// offset is below `weight_count`, so nothing here can overflow. For a
+    /// layer past the last the span lies outside the body (or the
+    /// arithmetic wraps in a release build): callers that cannot promise
+    /// the bound use [`Layout::matrix`].
+    pub const fn matrix_in_range(&self, layer: usize, kind: MatrixKind) -> MatrixSpan {
         let d = self.input_dim;
         let q = d * self.q_width;
         let kv = d * self.kv_width;

@@ -1,4 +1,4 @@
-//! The AETHER temporal model (`docs/model.md`), run over `.rvne` weights.
+//! The AETHER temporal model (`docs/model.md`), built from [`ModelWeights`].
 //!
 //! Per layer: `x = x + attention(x·Wq, x·Wk, x·Wv)·Wo`; the logits are
 //! `x[N-1]·Wc`. The model is generic over the [`AttentionBackend`], so the
@@ -7,10 +7,11 @@
 //! cache per layer, frame by frame) gives the prefill logits because every
 //! layer is causal.
 //!
-//! Weights are decoded from the blob view (f32 or f16) once, at
-//! construction, into one f32 buffer: a projection then reads contiguous
-//! floats instead of decoding bytes per multiply, and a streaming step does
-//! no decoding at all. For the default AETHER shape that is 41 KB.
+//! The model owns its weights as one f32 buffer in body order
+//! ([`ModelWeights`]; for the default AETHER shape 41 KB): a projection
+//! reads contiguous floats, and a streaming step decodes nothing. Weight
+//! containers (`.rvne`, safetensors, the trainer) are adapters that convert
+//! to and from [`ModelWeights`]; this crate knows none of them.
 //!
 //! **Invariant:** every public method validates its inputs before it
 //! changes anything; a failed [`TemporalModel::push`] leaves the stream as
@@ -31,14 +32,21 @@
 
 extern crate alloc;
 
+mod layout;
 mod linear;
+mod rng;
+mod shape;
+mod weights;
 
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
 use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
-use aether_rvne::{Header, Layout, MatrixKind, RvneError, RvneView};
+pub use crate::layout::{Layout, MatrixKind, MatrixSpan};
+pub use crate::rng::{DEFAULT_SEED, XorShift64Star};
+pub use crate::shape::{ModelShape, ShapeError};
+pub use crate::weights::{ModelWeights, WeightsError};
 
 use crate::linear::Linear;
 
@@ -135,9 +143,6 @@ pub enum ModelError {
     /// The attention backend refused (e.g. a full cache, a non-causal head).
     #[error(transparent)]
     Attention(#[from] AttentionError),
-    /// The blob could not be read.
-    #[error(transparent)]
-    Weights(#[from] RvneError),
 }
 
 impl ModelError {
@@ -362,22 +367,20 @@ impl fmt::Display for Stage {
     }
 }
 
-/// One layer's projections.
-#[derive(Debug, Clone)]
-struct Layer {
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
-    wo: Linear,
+/// One layer's projections, borrowed from the model's weights.
+#[derive(Debug, Clone, Copy)]
+struct Layer<'w> {
+    wq: Linear<'w>,
+    wk: Linear<'w>,
+    wv: Linear<'w>,
+    wo: Linear<'w>,
 }
 
-/// The temporal model: decoded weights plus an attention backend.
+/// The temporal model: weights plus an attention backend.
 #[derive(Debug, Clone)]
 pub struct TemporalModel<B> {
     backend: B,
-    header: Header,
-    layers: Vec<Layer>,
-    classifier: Linear,
+    weights: ModelWeights,
 }
 
 /// Streaming state: one KV cache per layer plus scratch for one frame, so a
@@ -442,17 +445,13 @@ impl<B: AttentionBackend> TemporalModel<B> {
     /// A model over `weights` computing attention with `backend`.
     ///
     /// # Errors
-    /// [`ModelError::HeadMismatch`] when the blob's q/kv heads or head dim
-    /// are not the backend config's; [`ModelError::NonFiniteWeight`] for a
-    /// NaN or infinite weight.
-    pub fn new(weights: RvneView<'_>, backend: B) -> Result<Self, ModelError> {
-        let header = weights.header();
+    /// [`ModelError::HeadMismatch`] when the weights' q/kv heads or head
+    /// dim are not the backend config's; [`ModelError::NonFiniteWeight`]
+    /// for a NaN or infinite weight.
+    pub fn new(weights: ModelWeights, backend: B) -> Result<Self, ModelError> {
+        let shape = weights.shape();
         let config = backend.config();
-        let blob = (
-            usize::from(header.n_q_heads),
-            usize::from(header.n_kv_heads),
-            usize::from(header.head_dim),
-        );
+        let blob = (shape.n_q_heads, shape.n_kv_heads, shape.head_dim);
         if blob != (config.q_heads, config.kv_heads, config.head_dim) {
             return Err(ModelError::HeadMismatch {
                 blob_q: blob.0,
@@ -463,27 +462,39 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 config_dim: config.head_dim,
             });
         }
-        if let Some(index) = weights.first_non_finite() {
-            return Err(non_finite_weight(&weights, index));
+        if let Some((index, matrix, row, col, value)) = weights.first_non_finite() {
+            return Err(ModelError::NonFiniteWeight {
+                index,
+                matrix,
+                row,
+                col,
+                value,
+            });
         }
-        let layers = weights
-            .layers()
-            .map(|l| -> Result<Layer, RvneError> {
-                Ok(Layer {
-                    wq: Linear::decode(l.wq())?,
-                    wk: Linear::decode(l.wk())?,
-                    wv: Linear::decode(l.wv())?,
-                    wo: Linear::decode(l.wo())?,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let classifier = Linear::decode(weights.classifier())?;
-        Ok(Self {
-            backend,
-            header,
-            layers,
-            classifier,
-        })
+        Ok(Self { backend, weights })
+    }
+
+    /// Layer `layer`'s projections; callers pass `layer < n_layers`.
+    fn layer(&self, layer: usize) -> Layer<'_> {
+        let layout = self.weights.layout();
+        let all = self.weights.values();
+        let linear = |kind| Linear::new(all, layout.matrix_in_range(layer, kind));
+        Layer {
+            wq: linear(MatrixKind::Query),
+            wk: linear(MatrixKind::Key),
+            wv: linear(MatrixKind::Value),
+            wo: linear(MatrixKind::Output),
+        }
+    }
+
+    /// Every layer's projections, first to last.
+    fn layers(&self) -> impl Iterator<Item = Layer<'_>> {
+        (0..self.n_layers()).map(|layer| self.layer(layer))
+    }
+
+    /// The classifier Wc.
+    fn classifier(&self) -> Linear<'_> {
+        Linear::new(self.weights.values(), self.weights.layout().classifier())
     }
 
     /// The attention backend.
@@ -491,22 +502,34 @@ impl<B: AttentionBackend> TemporalModel<B> {
         &self.backend
     }
 
-    /// The blob header the weights came from.
+    /// The weights.
     #[must_use]
-    pub const fn header(&self) -> Header {
-        self.header
+    pub const fn weights(&self) -> &ModelWeights {
+        &self.weights
+    }
+
+    /// The shape of the weights.
+    #[must_use]
+    pub const fn shape(&self) -> ModelShape {
+        self.weights.shape()
     }
 
     /// Values per frame (D).
     #[must_use]
-    pub fn input_dim(&self) -> usize {
-        usize::from(self.header.input_dim)
+    pub const fn input_dim(&self) -> usize {
+        self.weights.shape().input_dim
     }
 
     /// Classes (C).
     #[must_use]
-    pub fn n_classes(&self) -> usize {
-        usize::from(self.header.n_classes)
+    pub const fn n_classes(&self) -> usize {
+        self.weights.shape().n_classes
+    }
+
+    /// Attention layers (L).
+    #[must_use]
+    pub const fn n_layers(&self) -> usize {
+        self.weights.shape().n_layers
     }
 
     /// Checks the length and finiteness of `frames`, the first of which is
@@ -559,7 +582,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
         let input_dim = self.input_dim();
         let mut x = frames.to_vec();
         let mut projected = vec![0.0; input_dim];
-        for (layer, weights) in self.layers.iter().enumerate() {
+        for (layer, weights) in self.layers().enumerate() {
             let q = weights.wq.apply_rows(&x, n, q_heads, d)?;
             check_stage(q.as_slice(), q_heads * d, Stage::Query { layer }, 0)?;
             let k = weights.wk.apply_rows(&x, n, kv_heads, d)?;
@@ -580,7 +603,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
             check_stage(&x, input_dim, Stage::Output { layer }, 0)?;
         }
         let mut out = vec![0.0; logits.len()];
-        self.classifier.apply(&x[(n - 1) * input_dim..], &mut out);
+        self.classifier().apply(&x[(n - 1) * input_dim..], &mut out);
         check_stage(&out, out.len(), Stage::Classifier, n - 1)?;
         logits.copy_from_slice(&out);
         Ok(())
@@ -605,9 +628,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
         if !config.causal {
             return Err(AttentionError::StepNotCausal.into());
         }
-        let caches = self
-            .layers
-            .iter()
+        let caches = (0..self.n_layers())
             .map(|_| self.backend.make_cache(capacity))
             .collect::<Result<Vec<_>, _>>()?;
         let (q_len, kv_len) = (
@@ -634,7 +655,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
             config.q_heads * config.head_dim,
             config.kv_heads * config.head_dim,
         );
-        stream.caches.len() == self.layers.len()
+        stream.caches.len() == self.n_layers()
             && stream.x.len() == self.input_dim()
             && stream.projected.len() == self.input_dim()
             && stream.q.len() == q_len
@@ -671,7 +692,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
         self.check_logits(logits)?;
         if !self.owns(stream) {
             return Err(ModelError::ForeignStream {
-                expected: self.layers.len(),
+                expected: self.n_layers(),
                 actual: stream.caches.len(),
             });
         }
@@ -710,7 +731,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
         let (d, q_heads, kv_heads) = (config.head_dim, config.q_heads, config.kv_heads);
         // The frame's position: numbering as in prefill.
         let frame = stream.len();
-        for (layer, (weights, cache)) in self.layers.iter().zip(&mut stream.caches).enumerate() {
+        for (layer, (weights, cache)) in self.layers().zip(&mut stream.caches).enumerate() {
             // Projections are checked before the append, so a bad one needs
             // no undo in this layer.
             weights.wq.apply(&stream.x, &mut stream.q);
@@ -741,26 +762,13 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 .for_each(|(x, p)| *x += p);
             check_stage(&stream.x, stream.x.len(), Stage::Output { layer }, frame)?;
         }
-        self.classifier.apply(&stream.x, &mut stream.logits);
+        self.classifier().apply(&stream.x, &mut stream.logits);
         check_stage(
             &stream.logits,
             stream.logits.len(),
             Stage::Classifier,
             frame,
         )
-    }
-}
-
-/// [`ModelError::NonFiniteWeight`] for body weight `index` of `weights`.
-fn non_finite_weight(weights: &RvneView<'_>, index: usize) -> ModelError {
-    let (matrix, row, col) =
-        WeightMatrix::locate(&weights.layout(), index).unwrap_or((WeightMatrix::Classifier, 0, 0));
-    ModelError::NonFiniteWeight {
-        index,
-        matrix,
-        row,
-        col,
-        value: NonFiniteValue::of(weights.weight(index)).unwrap_or(NonFiniteValue::NaN),
     }
 }
 

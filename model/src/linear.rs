@@ -1,34 +1,31 @@
-//! Projections `y = x·W` over decoded weights.
+//! Projections `y = x·W` over a matrix of the model's weights.
 //!
 //! Rows are accumulated in increasing order from 0.0, one multiply and one
-//! add per weight — the order `aether_rvne::Matrix::product_into` documents
-//! — so a trainer (or a test) that sums the same way gets the same bits.
+//! add per weight, so a trainer (or a test) that sums the same way gets
+//! the same bits.
 
 use alloc::vec;
-use alloc::vec::Vec;
 
 use aether_domain::Tensor;
 use aether_domain::numerics::axpy;
-use aether_rvne::{Matrix, RvneError};
 
 use crate::ModelError;
+use crate::layout::MatrixSpan;
 
-/// A decoded row-major `[rows][cols]` matrix.
-#[derive(Debug, Clone)]
-pub(crate) struct Linear {
-    weights: Vec<f32>,
+/// A row-major `[rows][cols]` matrix borrowed from the model's weights.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Linear<'w> {
+    weights: &'w [f32],
     cols: usize,
 }
 
-impl Linear {
-    /// Decodes `matrix` (f32 or f16) to f32.
-    pub(crate) fn decode(matrix: Matrix<'_>) -> Result<Self, RvneError> {
-        let mut weights = vec![0.0; matrix.rows() * matrix.cols()];
-        matrix.decode_into(&mut weights)?;
-        Ok(Self {
-            weights,
-            cols: matrix.cols(),
-        })
+impl<'w> Linear<'w> {
+    /// The matrix at `span` of the body `all`.
+    pub(crate) fn new(all: &'w [f32], span: MatrixSpan) -> Self {
+        Self {
+            weights: &all[span.range()],
+            cols: span.cols,
+        }
     }
 
     /// `y = x·W`; the caller passes `rows` values in `x` and `cols` in `y`.

@@ -1,6 +1,6 @@
-//! The deterministic generator behind [`RvneBlob::random`](crate::RvneBlob::random).
+//! The deterministic generator behind [`ModelWeights::random`](crate::ModelWeights::random).
 //!
-//! A random-init blob is a test fixture and a deployable placeholder; both
+//! Random-init weights are a test fixture and a deployable placeholder; both
 //! only make sense if the same seed gives the same bytes on every machine
 //! and every run. xorshift64* (Vigna 2016) is tiny, needs no crate, and
 //! uses only integer operations, so it is bit-reproducible everywhere; the

@@ -74,7 +74,7 @@ fn expected_rows() -> Vec<Row> {
     let blob = std::fs::read(root().join("adapters/cli/assets/default.rvne")).expect("blob");
     let view = RvneView::parse(&blob).expect("bundled blob parses");
     let backend = Backend::from_config(HeadConfig::default_aether()).expect("default head");
-    let model = TemporalModel::new(view, backend).expect("default model");
+    let model = TemporalModel::new(view.to_weights().expect("decodes"), backend).expect("default model");
     let frames = read_frames();
     let n_frames = frames.len() / INPUT_DIM;
     let mut rows = Vec::new();

@@ -25,6 +25,10 @@ const MAY_USE_RUVLLM: &[&str] = &["aether-bench", "xtask", "aether-tests"];
 /// "Layers and dependency rules").
 const LEAVES: &[&str] = &["xtask", "aether-cli"];
 
+/// The core: what the adapters (formats, trainer, CLI) are built around,
+/// so it must not depend on any of them (ARCHITECTURE.md).
+const CORE_DIRS: &[&str] = &["domain", "backends", "engine", "model"];
+
 /// This file spells out the forbidden patterns, so it is exempt from them.
 const THIS_FILE: &str = "xtask/src/tidy.rs";
 
@@ -232,6 +236,8 @@ fn dependency_rules_catch_each_violation() {
             &["aether-domain", "aether-cli", "ruvllm-sparse-attention"],
         ),
         member("aether-cli", "adapters/cli", &["xtask"]),
+        member("aether-rvne", "adapters/rvne", &["aether-model"]),
+        member("aether-model", "model", &["aether-domain", "aether-rvne"]),
         member(
             "aether-bench",
             "bench",
@@ -246,6 +252,7 @@ fn dependency_rules_catch_each_violation() {
         "aether-engine (engine) depends on aether-cli",
         "aether-engine (engine) depends on ruvllm-sparse-attention",
         "aether-cli (adapters/cli) depends on xtask",
+        "aether-model (model) depends on aether-rvne",
     ] {
         assert!(
             violations
@@ -257,7 +264,7 @@ fn dependency_rules_catch_each_violation() {
     }
     assert_eq!(
         violations.len(),
-        5,
+        6,
         "unexpected extra violations:\n  {}",
         violations.join("\n  ")
     );
@@ -275,8 +282,17 @@ struct Member {
 /// Every broken dependency rule (ARCHITECTURE.md), one line each.
 fn dependency_violations(members: &[Member]) -> Vec<String> {
     let workspace: BTreeSet<&str> = members.iter().map(|member| member.name.as_str()).collect();
+    let adapters: BTreeSet<&str> = members
+        .iter()
+        .filter(|member| member.dir.starts_with("adapters/"))
+        .map(|member| member.name.as_str())
+        .collect();
     let mut violations = Vec::new();
     for member in members {
+        let core = !member.dir.starts_with("adapters/")
+            && CORE_DIRS
+                .iter()
+                .any(|dir| member.dir == *dir || member.dir.starts_with(&format!("{dir}/")));
         for dependency in &member.dependencies {
             let dependency = dependency.as_str();
             let internal = workspace.contains(dependency);
@@ -287,6 +303,8 @@ fn dependency_violations(members: &[Member]) -> Vec<String> {
                 && dependency != "aether-domain"
             {
                 Some("backends depend only on aether-domain")
+            } else if core && adapters.contains(dependency) {
+                Some("the core (domain, backends, engine, model) depends on no adapter")
             } else if LEAVES.contains(&dependency) {
                 Some("nothing depends on xtask or aether-cli")
             } else if dependency.replace('-', "_") == "ruvllm_sparse_attention"

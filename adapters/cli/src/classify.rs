@@ -187,6 +187,7 @@ pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliErr
     let mut output = Output::new(out, args.format, classes, model.n_classes());
     let run = Run {
         model: &model,
+        shape: describe_shape(blob.header()),
         model_name: &model_name,
         config_origin: &origin,
         head: &head,
@@ -202,6 +203,8 @@ pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliErr
 /// What every mode needs to know about the run.
 struct Run<'a> {
     model: &'a Model,
+    /// The blob's shape and element type, described.
+    shape: String,
     model_name: &'a str,
     config_origin: &'a str,
     /// The head config, described.
@@ -216,8 +219,7 @@ impl Run<'_> {
     fn preamble(&self, output: &mut Output<'_>, input: &str) -> io::Result<()> {
         output.comment(&format!(
             "model {}: {}",
-            self.model_name,
-            describe_shape(self.model.header())
+            self.model_name, self.shape
         ))?;
         output.comment(&format!("head {} (from {})", self.head, self.config_origin))?;
         output.comment(input)?;

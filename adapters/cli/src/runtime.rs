@@ -118,7 +118,13 @@ pub(crate) fn build(
         origin: config_origin.to_owned(),
         source,
     })?;
-    TemporalModel::new(view, backend)
+    let weights = view
+        .to_weights()
+        .map_err(|source| CliError::Format {
+            what: format!("decoding the weights of {model_name}"),
+            source,
+        })?;
+    TemporalModel::new(weights, backend)
         .map_err(|e| CliError::model(format!("{model_name} with {config_origin}"), e))
 }
 

@@ -32,7 +32,7 @@
 use std::f64::consts::PI;
 use std::fmt::Write as _;
 
-use aether_rvne::XorShift64Star;
+use aether_model::XorShift64Star;
 
 /// Values per frame.
 pub(crate) const FEATURES: usize = 16;

@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 
 use crate::error::RvneError;
 use crate::format::{ElementType, Header, MIN_BLOB_LEN};
-use crate::layout::{Layout, MatrixSpan};
-use crate::rng::XorShift64Star;
+use aether_model::{Layout, ModelWeights};
+
 use crate::view::RvneView;
 
 /// A validated `.rvne` blob that owns its bytes.
@@ -76,47 +76,40 @@ impl RvneBlob {
                 actual: weights.len(),
             });
         }
-        Self::write(header, |index, _| weights[index])
+        Self::write(header, weights)
     }
 
-    /// A deterministic random-init blob: the same `header` and `seed` give
-    /// the same bytes on every run and platform.
+    /// Writes `weights` as a blob storing `element_type` (the model's one
+    /// weights type in, the wire format out).
     ///
-    /// Weights are drawn in body order from [`XorShift64Star`] seeded with
-    /// `seed`, each uniform in `[-s, s)` with `s = 1/sqrt(fan_in)`, where
-    /// `fan_in` is the matrix's row count (its input width). That keeps
-    /// every projection's output at roughly the scale of its input (the
-    /// variance of each `y[c]` is `|x|²/(3·fan_in)`), so a random model's
-    /// logits are finite and small; with the default AETHER shape `s` is
-    /// 0.25 for Wq/Wk/Wv/Wc and about 0.088 for Wo. The scale is computed
-    /// in f64 (correctly rounded `sqrt`) and rounded once to f32.
+    /// # Errors
+    ///
+    /// [`RvneError::FieldTooLarge`] for a dimension above 65535;
+    /// otherwise as [`RvneBlob::from_f32_weights`].
+    pub fn from_weights(weights: &ModelWeights, element_type: ElementType) -> Result<Self, RvneError> {
+        let header = Header::from_shape(weights.shape(), element_type)?;
+        Self::write(header, weights.values())
+    }
+
+    /// A deterministic random-init blob: [`ModelWeights::random`] for the
+    /// header's shape and `seed`, stored in the header's element type, so
+    /// the same `header` and `seed` give the same bytes on every run and
+    /// platform.
     ///
     /// # Errors
     ///
     /// A [`Header::validate`] error, or [`RvneError::SizeOverflow`] when the
     /// body would not fit the `u32` `weights_len`.
     pub fn random(header: Header, seed: u64) -> Result<Self, RvneError> {
-        let mut rng = XorShift64Star::new(seed);
-        let mut current: Option<(MatrixSpan, f32)> = None;
-        Self::write(header, |_, span| {
-            let scale = match current {
-                Some((seen, scale)) if seen == span => scale,
-                _ => {
-                    let scale = (1.0 / libm::sqrt(span.rows as f64)) as f32;
-                    current = Some((span, scale));
-                    scale
-                }
-            };
-            rng.next_symmetric(scale)
-        })
+        header.validate()?;
+        let weights = ModelWeights::random(header.shape(), seed)
+            .map_err(|_| RvneError::SizeOverflow)?;
+        Self::write(header, weights.values())
     }
 
-    /// Encodes a blob; `weight(index, span)` supplies body weight `index`,
-    /// which lies in the matrix `span`.
-    fn write(
-        header: Header,
-        mut weight: impl FnMut(usize, MatrixSpan) -> f32,
-    ) -> Result<Self, RvneError> {
+    /// Encodes a blob of `header` over `weights`, which the caller has
+    /// checked to hold the header's weight count.
+    fn write(header: Header, weights: &[f32]) -> Result<Self, RvneError> {
         let layout = header.layout()?;
         // `blob_len` is overflow-checked and guarantees `weights_len` fits
         // the u32 field, so this allocation size is a checked length.
@@ -125,25 +118,20 @@ impl RvneBlob {
             u32::try_from(blob_len - MIN_BLOB_LEN).map_err(|_| RvneError::SizeOverflow)?;
         let mut bytes = Vec::with_capacity(blob_len);
         bytes.extend_from_slice(&header.encode(weights_len));
-        let mut index = 0;
-        for span in layout.spans() {
-            for _ in 0..span.len() {
-                let value = weight(index, span);
-                let unrepresentable = RvneError::UnrepresentableWeight { index };
-                if !value.is_finite() {
-                    return Err(unrepresentable);
-                }
-                match header.element_type {
-                    ElementType::F32 => bytes.extend_from_slice(&value.to_le_bytes()),
-                    ElementType::F16 => {
-                        let half = half::f16::from_f32(value);
-                        if !half.is_finite() {
-                            return Err(unrepresentable);
-                        }
-                        bytes.extend_from_slice(&half.to_bits().to_le_bytes());
+        for (index, &value) in weights.iter().enumerate() {
+            let unrepresentable = RvneError::UnrepresentableWeight { index };
+            if !value.is_finite() {
+                return Err(unrepresentable);
+            }
+            match header.element_type {
+                ElementType::F32 => bytes.extend_from_slice(&value.to_le_bytes()),
+                ElementType::F16 => {
+                    let half = half::f16::from_f32(value);
+                    if !half.is_finite() {
+                        return Err(unrepresentable);
                     }
+                    bytes.extend_from_slice(&half.to_bits().to_le_bytes());
                 }
-                index += 1;
             }
         }
         let crc = crc32fast::hash(&bytes);
@@ -186,6 +174,15 @@ impl RvneBlob {
     #[must_use]
     pub fn to_f32_weights(&self) -> Vec<f32> {
         self.view().weights().collect()
+    }
+
+    /// The model's weights (see [`RvneView::to_weights`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RvneView::to_weights`] (none for a valid blob).
+    pub fn to_weights(&self) -> Result<ModelWeights, RvneError> {
+        self.view().to_weights()
     }
 }
 

@@ -116,6 +116,15 @@ pub enum RvneError {
         /// Index of the weight in body order.
         index: usize,
     },
+    /// Writer: a dimension of the model does not fit the format's `u16`
+    /// header field.
+    #[error("{field} is {value}; the .rvne header holds at most 65535")]
+    FieldTooLarge {
+        /// The header field.
+        field: &'static str,
+        /// The model's value.
+        value: usize,
+    },
     /// Accessor: a layer index at or past `n_layers`.
     #[error("layer {layer} does not exist; the model has {n_layers} layers")]
     LayerOutOfRange {

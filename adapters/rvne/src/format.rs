@@ -6,7 +6,7 @@
 //! through [`Header::validate`].
 
 use crate::error::RvneError;
-use crate::layout::Layout;
+use aether_model::{Layout, ModelShape, ShapeError};
 
 /// The magic number at offset 0, a little-endian `u32`
 /// (`docs/rvne-format.md`).
@@ -117,8 +117,42 @@ impl Header {
         }
     }
 
-    /// Checks the header rules (check 7 of `docs/rvne-format.md`), in
-    /// order: non-zero dimensions (`input_dim`, `n_q_heads`, `n_kv_heads`,
+    /// The model shape the header declares.
+    #[must_use]
+    pub const fn shape(&self) -> ModelShape {
+        ModelShape {
+            input_dim: self.input_dim as usize,
+            n_q_heads: self.n_q_heads as usize,
+            n_kv_heads: self.n_kv_heads as usize,
+            head_dim: self.head_dim as usize,
+            n_layers: self.n_layers as usize,
+            n_classes: self.n_classes as usize,
+        }
+    }
+
+    /// The header for `shape` with weights stored as `element_type`.
+    ///
+    /// # Errors
+    /// [`RvneError::FieldTooLarge`] naming the first dimension above the
+    /// format's `u16` fields.
+    pub fn from_shape(shape: ModelShape, element_type: ElementType) -> Result<Self, RvneError> {
+        let field = |name: &'static str, value: usize| {
+            u16::try_from(value).map_err(|_| RvneError::FieldTooLarge { field: name, value })
+        };
+        Ok(Self {
+            input_dim: field("input_dim", shape.input_dim)?,
+            n_q_heads: field("n_q_heads", shape.n_q_heads)?,
+            n_kv_heads: field("n_kv_heads", shape.n_kv_heads)?,
+            head_dim: field("head_dim", shape.head_dim)?,
+            n_layers: field("n_layers", shape.n_layers)?,
+            n_classes: field("n_classes", shape.n_classes)?,
+            element_type,
+        })
+    }
+
+    /// Checks the header rules (check 7 of `docs/rvne-format.md`): the
+    /// model shape's own rules ([`ModelShape::validate`]), in its order:
+    /// non-zero dimensions (`input_dim`, `n_q_heads`, `n_kv_heads`,
     /// `head_dim`, in that order), `n_q_heads % n_kv_heads == 0`,
     /// `n_layers >= 1`, `n_classes >= 2`.
     ///
@@ -128,34 +162,10 @@ impl Header {
     /// [`RvneError::GroupRatio`], [`RvneError::NoLayers`] or
     /// [`RvneError::TooFewClasses`], whichever rule fails first.
     pub const fn validate(&self) -> Result<(), RvneError> {
-        let dims = [
-            ("input_dim", self.input_dim),
-            ("n_q_heads", self.n_q_heads),
-            ("n_kv_heads", self.n_kv_heads),
-            ("head_dim", self.head_dim),
-        ];
-        let mut i = 0;
-        while i < dims.len() {
-            if dims[i].1 == 0 {
-                return Err(RvneError::ZeroDimension { field: dims[i].0 });
-            }
-            i += 1;
+        match self.shape().validate() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(shape_error(e, self)),
         }
-        if !self.n_q_heads.is_multiple_of(self.n_kv_heads) {
-            return Err(RvneError::GroupRatio {
-                n_q_heads: self.n_q_heads,
-                n_kv_heads: self.n_kv_heads,
-            });
-        }
-        if self.n_layers == 0 {
-            return Err(RvneError::NoLayers);
-        }
-        if self.n_classes < 2 {
-            return Err(RvneError::TooFewClasses {
-                n_classes: self.n_classes,
-            });
-        }
-        Ok(())
     }
 
     /// Validates the header and computes where each matrix sits in the body.
@@ -165,10 +175,10 @@ impl Header {
     /// Any [`Header::validate`] error, or [`RvneError::SizeOverflow`] when
     /// the weight count does not fit in `usize`.
     pub const fn layout(&self) -> Result<Layout, RvneError> {
-        if let Err(e) = self.validate() {
-            return Err(e);
+        match self.shape().layout() {
+            Ok(layout) => Ok(layout),
+            Err(e) => Err(shape_error(e, self)),
         }
-        Layout::new(self)
     }
 
     /// Number of weights the shape has (`docs/model.md`).
@@ -252,6 +262,24 @@ impl Header {
             n_classes: read_u16(bytes, 18),
             element_type: ElementType::from_flags(bytes[6]),
         }
+    }
+}
+
+/// The format's error for a shape rule `header` breaks. The shape's
+/// fields are the header's widened, so the header's own `u16` values are
+/// the ones to report.
+const fn shape_error(error: ShapeError, header: &Header) -> RvneError {
+    match error {
+        ShapeError::ZeroDimension { field } => RvneError::ZeroDimension { field },
+        ShapeError::GroupRatio { .. } => RvneError::GroupRatio {
+            n_q_heads: header.n_q_heads,
+            n_kv_heads: header.n_kv_heads,
+        },
+        ShapeError::NoLayers => RvneError::NoLayers,
+        ShapeError::TooFewClasses { .. } => RvneError::TooFewClasses {
+            n_classes: header.n_classes,
+        },
+        ShapeError::SizeOverflow => RvneError::SizeOverflow,
     }
 }
 

@@ -42,9 +42,7 @@ extern crate alloc;
 
 mod error;
 mod format;
-mod layout;
 mod matrix;
-mod rng;
 mod view;
 
 #[cfg(feature = "alloc")]
@@ -58,9 +56,10 @@ pub use format::{
     ElementType, FLAG_F16, FOOTER_LEN, HEADER_LEN, Header, MAGIC, MAX_BLOB_LEN, MIN_BLOB_LEN,
     RESERVED_FLAG_BITS, VERSION,
 };
-pub use layout::{Layout, MatrixKind, MatrixSpan};
 pub use matrix::{Elements, Matrix};
-pub use rng::{DEFAULT_SEED, XorShift64Star};
+// The body order and the random init belong to the model; re-exported so a
+// reader of blobs needs one import.
+pub use aether_model::{DEFAULT_SEED, Layout, MatrixKind, MatrixSpan, ModelShape, ModelWeights};
 pub use view::{Layer, RvneView};
 
 #[cfg(feature = "alloc")]

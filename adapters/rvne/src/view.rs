@@ -11,7 +11,9 @@ use crate::format::{
     ElementType, FOOTER_LEN, HEADER_LEN, Header, MAGIC, MIN_BLOB_LEN, RESERVED_FLAG_BITS, VERSION,
     read_u16, read_u32,
 };
-use crate::layout::{Layout, MatrixKind, MatrixSpan};
+use aether_model::{Layout, MatrixKind, MatrixSpan};
+#[cfg(feature = "alloc")]
+use aether_model::ModelWeights;
 use crate::matrix::{Elements, Matrix, read_element};
 
 /// A validated `.rvne` blob, borrowed.
@@ -119,7 +121,7 @@ impl<'a> RvneView<'a> {
 
         // 8. Body size. `weights_len` fits in usize: it equals
         // `bytes.len() - 28`.
-        let layout = Layout::new(&header)?;
+        let layout = header.layout()?;
         let expected = layout
             .weight_count()
             .checked_mul(header.element_type.size())
@@ -239,6 +241,26 @@ impl<'a> RvneView<'a> {
     /// left untouched on error.
     pub fn decode_weights_into(&self, out: &mut [f32]) -> Result<(), RvneError> {
         self.whole_body().decode_into(out)
+    }
+
+    /// The model's weights, decoded once to f32 (an f16 blob is widened
+    /// exactly): the one allocation of the weight count's f32s a model
+    /// needs. The view itself stays zero-copy.
+    ///
+    /// # Errors
+    ///
+    /// None for a parsed view (its header is a valid shape and its body
+    /// holds exactly that shape's weights); the `Result` spares callers a
+    /// panic path.
+    #[cfg(feature = "alloc")]
+    pub fn to_weights(&self) -> Result<ModelWeights, RvneError> {
+        let mut values = alloc::vec![0.0; self.weight_count()];
+        self.decode_weights_into(&mut values)?;
+        let actual = values.len();
+        ModelWeights::new(self.header().shape(), values).map_err(|_| RvneError::WeightCountMismatch {
+            expected: self.weight_count(),
+            actual,
+        })
     }
 
     /// The body as one `[1][weight_count]` matrix, for bulk decoding.

@@ -12,7 +12,7 @@ use aether_domain::{
     AttentionBackend, AttentionError, BackendKind, CacheDtype, Eviction, HeadConfig,
 };
 use aether_reference::ReferenceBackend;
-use aether_rvne::{DEFAULT_SEED, ElementType, Header, MatrixKind, RvneBlob};
+use crate::{DEFAULT_SEED, MatrixKind, ModelShape, ModelWeights};
 use aether_sparse::SparseBackend;
 
 use super::{aether_config, frames};
@@ -22,18 +22,18 @@ const D: usize = 16;
 
 /// The model `aether init` writes: default shape, f32, default seed.
 fn init_weights() -> Vec<f32> {
-    RvneBlob::random(Header::default_aether(ElementType::F32), DEFAULT_SEED)
+    ModelWeights::random(ModelShape::DEFAULT_AETHER, DEFAULT_SEED)
         .unwrap()
-        .to_f32_weights()
+        .into_values()
 }
 
-fn blob(weights: &[f32]) -> RvneBlob {
-    RvneBlob::from_f32_weights(Header::default_aether(ElementType::F32), weights).unwrap()
+fn blob(weights: &[f32]) -> ModelWeights {
+    ModelWeights::new(ModelShape::DEFAULT_AETHER, weights.to_vec()).unwrap()
 }
 
 /// Body index of `[row][col]` of a layer's projection.
 fn at(layer: usize, kind: MatrixKind, row: usize, col: usize) -> usize {
-    let span = Header::default_aether(ElementType::F32)
+    let span = ModelShape::DEFAULT_AETHER
         .layout()
         .unwrap()
         .matrix(layer, kind)
@@ -43,7 +43,7 @@ fn at(layer: usize, kind: MatrixKind, row: usize, col: usize) -> usize {
 
 /// Body index of `[row][col]` of the classifier.
 fn at_classifier(row: usize, col: usize) -> usize {
-    let span = Header::default_aether(ElementType::F32)
+    let span = ModelShape::DEFAULT_AETHER
         .layout()
         .unwrap()
         .classifier();
@@ -52,11 +52,11 @@ fn at_classifier(row: usize, col: usize) -> usize {
 
 /// [`outcomes`] of the model on `blob` with `backend`.
 fn outcomes_of<B: AttentionBackend>(
-    blob: &RvneBlob,
+    blob: &ModelWeights,
     backend: B,
     frames: &[f32],
 ) -> [Result<Vec<f32>, ModelError>; 2] {
-    outcomes(&TemporalModel::new(blob.view(), backend).unwrap(), frames)
+    outcomes(&TemporalModel::new(blob.clone(), backend).unwrap(), frames)
 }
 
 /// Each backend's verdict on `frames`: prefill over all of them, and the
@@ -123,7 +123,7 @@ fn huge_frames_never_give_non_finite_logits() {
 fn frames_of_3e38_fail_at_the_first_projection() {
     let blob = blob(&init_weights());
     let model = TemporalModel::new(
-        blob.view(),
+        blob.clone(),
         ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
     )
     .unwrap();
@@ -150,7 +150,7 @@ fn a_huge_finite_weight_is_a_typed_error() {
     weights[at(0, MatrixKind::Query, 0, 5)] = 3e38;
     let blob = blob(&weights);
     let model = TemporalModel::new(
-        blob.view(),
+        blob.clone(),
         ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
     )
     .unwrap();
@@ -172,7 +172,7 @@ fn a_huge_finite_weight_is_a_typed_error() {
     weights[at_classifier(3, 1)] = 3e38;
     let blob = self::blob(&weights);
     let model = TemporalModel::new(
-        blob.view(),
+        blob.clone(),
         ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
     )
     .unwrap();
@@ -194,15 +194,9 @@ fn a_huge_finite_weight_is_a_typed_error() {
 #[test]
 fn non_finite_weights_and_frames_are_named() {
     let mut weights = init_weights();
-    weights[at(1, MatrixKind::Output, 70, 9)] = 1.0;
-    let mut bytes = blob(&weights).into_bytes();
     let index = at(1, MatrixKind::Output, 70, 9);
-    let offset = 24 + index * 4;
-    bytes[offset..offset + 4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
-    let body = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..body]);
-    bytes[body..].copy_from_slice(&crc.to_le_bytes());
-    let view = aether_rvne::RvneView::parse(&bytes).unwrap();
+    weights[index] = f32::NEG_INFINITY;
+    let view = blob(&weights);
     let err = TemporalModel::new(
         view,
         ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
@@ -228,7 +222,7 @@ fn non_finite_weights_and_frames_are_named() {
              non-finite weights"
         )
     );
-    let layout = Header::default_aether(ElementType::F32).layout().unwrap();
+    let layout = ModelShape::DEFAULT_AETHER.layout().unwrap();
     assert_eq!(
         WeightMatrix::locate(&layout, at_classifier(15, 3)),
         Some((WeightMatrix::Classifier, 15, 3))
@@ -247,7 +241,7 @@ fn non_finite_weights_and_frames_are_named() {
     );
 
     let model = TemporalModel::new(
-        blob(&init_weights()).view(),
+        blob(&init_weights()),
         ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
     )
     .unwrap();
@@ -331,7 +325,7 @@ const TRIGGER_VALUE: f32 = 100.0;
 /// column, and the bad frame (x[15] = 100) overflows exactly at the
 /// trigger: `100 * 1e37` is infinite, and adding it to a finite partial
 /// sum keeps it infinite.
-fn trigger_blob(trigger: Trigger) -> RvneBlob {
+fn trigger_blob(trigger: Trigger) -> ModelWeights {
     let mut w = init_weights();
     for layer in 0..2 {
         for kind in [MatrixKind::Query, MatrixKind::Key, MatrixKind::Value] {
@@ -413,10 +407,10 @@ fn a_failed_push_leaves_the_stream_unchanged() {
                 };
                 let what = format!("{trigger:?} {dtype:?} {eviction:?}");
                 let by_reference =
-                    TemporalModel::new(blob.view(), ReferenceBackend::new(config.clone()).unwrap())
+                    TemporalModel::new(blob.clone(), ReferenceBackend::new(config.clone()).unwrap())
                         .unwrap();
                 let by_sparse = TemporalModel::new(
-                    blob.view(),
+                    blob.clone(),
                     SparseBackend::new(HeadConfig {
                         backend: BackendKind::Sparse,
                         ..config

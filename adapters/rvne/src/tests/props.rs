@@ -138,7 +138,7 @@ fn sealed_random_header() -> impl Strategy<Value = Vec<u8>> {
             let mut bytes = header.encode(weights_len).to_vec();
             bytes[6] = flags;
             bytes[7] = reserved;
-            let mut rng = crate::XorShift64Star::new(seed);
+            let mut rng = aether_model::XorShift64Star::new(seed);
             bytes.extend((0..weights_len).map(|_| (rng.next_u64() >> 56) as u8));
             bytes.extend_from_slice(&[0; FOOTER_LEN]);
             seal(&mut bytes);
