@@ -81,11 +81,48 @@ pub(crate) fn to_bytes(weights: &ModelWeights, dtype: Dtype) -> Result<Vec<u8>, 
         (KEY_Q_HEADS.to_owned(), shape.n_q_heads.to_string()),
         (KEY_KV_HEADS.to_owned(), shape.n_kv_heads.to_string()),
     ]);
-    safetensors::serialize(
+    let bytes = safetensors::serialize(
         tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),
         Some(metadata),
     )
-    .map_err(|source| SafetensorsError::Serialize { source })
+    .map_err(|source| SafetensorsError::Serialize { source })?;
+    Ok(with_sorted_header(bytes))
+}
+
+/// The same file with the header's JSON keys sorted.
+///
+/// Why: the `safetensors` crate takes the metadata as a `HashMap` and
+/// writes its keys in the map's (randomly seeded) order, so two exports of
+/// the same weights would differ in a few header bytes. Sorting makes an
+/// export a pure function of the weights and the dtype, so files can be
+/// compared and hashed. The data section is untouched (the tensors' data
+/// offsets do not depend on the header), and the header stays padded with
+/// spaces to a multiple of 8 bytes as the crate writes it. Should the
+/// crate's own output ever fail to parse here, it is returned unchanged:
+/// still a valid file, only not canonical.
+fn with_sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return bytes;
+    };
+    let Some((header, data)) = usize::try_from(u64::from_le_bytes(*len))
+        .ok()
+        .and_then(|n| rest.split_at_checked(n))
+    else {
+        return bytes;
+    };
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bytes;
+    };
+    json.sort_all_objects();
+    let Ok(mut sorted) = serde_json::to_vec(&json) else {
+        return bytes;
+    };
+    sorted.resize(sorted.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + sorted.len() + data.len());
+    out.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
+    out.extend_from_slice(&sorted);
+    out.extend_from_slice(data);
+    out
 }
 
 /// Little-endian bytes of one row-major matrix with `cols` columns.

@@ -216,3 +216,25 @@ fn files_round_trip_and_io_errors_name_the_path() {
         "{err:?}"
     );
 }
+
+#[test]
+fn an_export_is_a_pure_function_of_the_weights_and_dtype() {
+    // The safetensors crate writes metadata keys in HashMap order; our
+    // export sorts the header so repeated exports are byte-identical.
+    let weights = ModelWeights::random(GQA, 12).unwrap();
+    for dtype in [Dtype::F32, Dtype::F16] {
+        let first = to_bytes(&weights, dtype).unwrap();
+        for _ in 0..8 {
+            assert_eq!(to_bytes(&weights, dtype).unwrap(), first);
+        }
+        let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        assert_eq!(header_len % 8, 0);
+        let header = std::str::from_utf8(&first[8..8 + header_len]).unwrap();
+        assert!(
+            header.starts_with(
+                r#"{"__metadata__":{"format":"aether-temporal","n_kv_heads":"2","n_q_heads":"4","version":"1"},"classifier":"#
+            ),
+            "{header}"
+        );
+    }
+}
