@@ -30,6 +30,7 @@ use clap::{Args, ValueEnum};
 use crate::csv::{CsvError, FrameReader, is_stdin, origin_of, read_frames};
 use crate::error::CliError;
 use crate::report::{Output, Row};
+use crate::sidecar;
 use crate::runtime::{
     Model, backend_name, build, describe_config, describe_shape, eviction_name, head_config,
     read_blob,
@@ -96,7 +97,8 @@ pub(crate) struct ClassifyArgs {
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     format: Format,
     /// Class names, in logit order, printed with each decision; as many as
-    /// the model has classes.
+    /// the model has classes. Default: the names in the model's card
+    /// (`model.json` beside `model.rvne`, written by `aether train`).
     #[arg(long, value_name = "A,B,C", value_parser = parse_classes)]
     classes: Option<Classes>,
     /// Run the dense or reference backend on more than 16384 frames per
@@ -181,9 +183,12 @@ pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliErr
                 classes: model.n_classes(),
             });
         }
-        Some(Classes(names)) => Some(names.as_slice()),
+        Some(Classes(names)) => Some(names.clone()),
+        // A trained model's card names its classes (`aether train`).
+        None if !is_stdin(&args.model) => sidecar::class_names(&args.model, model.n_classes())?,
         None => None,
     };
+    let classes = classes.as_deref();
     let mut output = Output::new(out, args.format, classes, model.n_classes());
     let run = Run {
         model: &model,

@@ -38,7 +38,7 @@ use crate::synthetic::{self, BUNDLED_SEED, BUNDLED_SEGMENT, FEATURES};
 /// The bundled model: `aether init --out assets/default.rvne`.
 const BUNDLED_MODEL: &[u8] = include_bytes!("../assets/default.rvne");
 
-/// The bundled frames: `aether synth --out assets/frames.csv`.
+/// The bundled frames: `aether synth --demo-scene --out assets/frames.csv`.
 const BUNDLED_FRAMES: &str = include_str!("../assets/frames.csv");
 
 /// Frames per classification window: one synthetic segment (1.6 s), which
@@ -187,7 +187,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
     writeln!(
         out,
         "frames  bundled frames.csv: {} frames x {FEATURES} features, {} Hz, synthetic \
-         (see `aether synth`)",
+         (see `aether synth --demo-scene`)",
         frames.len(),
         synthetic::FRAME_RATE_HZ
     )?;
@@ -579,10 +579,10 @@ mod tests {
     /// labels the demo prints are the CSV's and anyone can remake the file.
     #[test]
     fn bundled_frames_are_the_generator_output() {
-        let expected = synthetic::bundled(BUNDLED_SEED).to_csv("aether synth");
+        let expected = synthetic::bundled(BUNDLED_SEED).to_csv("aether synth --demo-scene");
         assert!(
             BUNDLED_FRAMES == expected,
-            "assets/frames.csv differs from `aether synth`; regenerate it"
+            "assets/frames.csv differs from `aether synth --demo-scene`; regenerate it"
         );
     }
 

@@ -92,6 +92,19 @@ pub(crate) enum CliError {
     },
     /// `aether packet` failed: unreadable input or a bad packet.
     Packet(crate::packet::Failure),
+    /// Training data could not be read or split.
+    Dataset(aether_dataset::DatasetError),
+    /// Training failed (bad settings, a non-finite loss).
+    Train(aether_train::TrainError),
+    /// A safetensors file could not be read or written.
+    Safetensors(aether_safetensors::SafetensorsError),
+    /// A model card beside a model is not one, or does not fit it.
+    Sidecar {
+        /// The card.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// A dense or reference prefill longer than the documented limit,
     /// without `--force`.
     TooLong {
@@ -119,6 +132,24 @@ impl CliError {
     /// not an error worth a message.
     fn is_closed_pipe(&self) -> bool {
         matches!(self, Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl From<aether_dataset::DatasetError> for CliError {
+    fn from(e: aether_dataset::DatasetError) -> Self {
+        Self::Dataset(e)
+    }
+}
+
+impl From<aether_train::TrainError> for CliError {
+    fn from(e: aether_train::TrainError) -> Self {
+        Self::Train(e)
+    }
+}
+
+impl From<aether_safetensors::SafetensorsError> for CliError {
+    fn from(e: aether_safetensors::SafetensorsError) -> Self {
+        Self::Safetensors(e)
     }
 }
 
@@ -160,6 +191,12 @@ impl fmt::Display for CliError {
             Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
             Self::Output(e) => write!(f, "cannot write to standard output: {e}"),
             Self::Csv(e) => write!(f, "{e}"),
+            Self::Dataset(e) => write!(f, "{e}"),
+            Self::Train(e) => write!(f, "training failed: {e}"),
+            Self::Safetensors(e) => write!(f, "{e}"),
+            Self::Sidecar { path, why } => {
+                write!(f, "{}: not a usable model card: {why}", path.display())
+            }
             Self::ConfigFile(e) => write!(f, "{e}"),
             Self::Config { origin, source } => {
                 write!(f, "{origin}: key `{}`: {source}", source.field())

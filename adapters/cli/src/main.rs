@@ -2,13 +2,15 @@
 //!
 //! This file only declares the command line and dispatches; each command
 //! lives in its own module (`init`, `inspect`, `classify`, `synth`,
-//! `demo`, `packet`), frames are read by `csv`, and every failure becomes
+//! `train`, `convert` for export/import, `demo`, `packet`), frames are
+//! read by `csv`, model cards by `sidecar`, and every failure becomes
 //! one line on stderr in `error` (exit 1 for runtime errors, 2 for usage
 //! errors).
 //! Every file argument may be `-` (standard input, or output for `--out`);
 //! clap passes it through as a path and the readers and writers decide.
 
 mod classify;
+mod convert;
 mod csv;
 mod demo;
 mod error;
@@ -17,8 +19,10 @@ mod inspect;
 mod packet;
 mod report;
 mod runtime;
+mod sidecar;
 mod synth;
 mod synthetic;
+mod train;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -57,9 +61,20 @@ enum Command {
     /// Classify frames from a CSV (or live from a pipe) with a .rvne model.
     #[command(after_help = EXIT_STATUS)]
     Classify(classify::ClassifyArgs),
-    /// Write synthetic CSI-like feature frames as CSV.
+    /// Write synthetic CSI-feature recordings as a labelled CSV (the
+    /// training format).
     #[command(after_help = EXIT_STATUS)]
     Synth(synth::SynthArgs),
+    /// Train a model on synthetic data or labelled recordings; prints
+    /// per-epoch held-out metrics and three baselines on the same split.
+    #[command(after_help = EXIT_STATUS)]
+    Train(train::TrainArgs),
+    /// Write a .rvne model's weights as safetensors.
+    #[command(after_help = EXIT_STATUS)]
+    Export(convert::ExportArgs),
+    /// Write safetensors weights (e.g. from PyTorch) as a .rvne model.
+    #[command(after_help = EXIT_STATUS)]
+    Import(convert::ImportArgs),
     /// Run the bundled model on bundled frames through every backend:
     /// classifications, agreement checks and timings.
     #[command(after_help = EXIT_STATUS)]
@@ -87,6 +102,9 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args, &mut out),
         Command::Classify(args) => classify::run(args, &mut out),
         Command::Synth(args) => synth::run(args, &mut out),
+        Command::Train(args) => train::run(args, &mut out),
+        Command::Export(args) => convert::export(args, &mut out),
+        Command::Import(args) => convert::import(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
         Command::Packet(args) => packet::run(args, &mut out),
     }

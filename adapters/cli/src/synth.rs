@@ -1,19 +1,23 @@
-//! `aether synth`: write synthetic CSI-like frames as a CSV.
+//! `aether synth`: write synthetic CSI-feature recordings as a labelled
+//! CSV (`label,sequence,f0,…`), the format `aether train` reads.
 //!
-//! This is how `assets/frames.csv` was made, and how anyone can remake it
-//! (or longer sequences) to check it: the generator is documented in
-//! [`crate::synthetic`], and the output is a CSV that `aether classify`
-//! reads as is, with `#` comments naming each segment's activity.
+//! The generator is the `aether-dataset` library's (documented in
+//! `docs/training-data.md`), so `aether synth | aether train --data -`
+//! style experiments and `aether train --data synthetic` see the same
+//! recordings for the same seed. `--demo-scene` writes instead the
+//! unlabelled scene the demo classifies (`assets/frames.csv`, see
+//! `assets/README.md`), which keeps that asset reproducible.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use aether_dataset::{csv, synthetic};
 use clap::Args;
 
 use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::init::parse_seed;
-use crate::synthetic::{self, BUNDLED_SEED};
+use crate::synthetic as scene;
 
 /// Arguments of `aether synth`.
 #[derive(Debug, Args)]
@@ -21,13 +25,22 @@ pub(crate) struct SynthArgs {
     /// Write the CSV here instead of standard output (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Frames of randomly scheduled activities; without it, the bundled
-    /// sequence (still, walking, gesture, sit-down, still, fall; 32 frames each).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    frames: Option<u32>,
-    /// Noise (and schedule) seed, decimal or 0x-hex.
-    #[arg(long, value_name = "N", default_value = "0x5EED0000C5110007", value_parser = parse_seed)]
+    /// Values per frame.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    input_dim: u32,
+    /// Frames per recording (50 frames/s; at least 128).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    frames: u32,
+    /// Recordings per class (still, walking, fall, sit-down, wave).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    per_class: u32,
+    /// Seed, decimal or 0x-hex.
+    #[arg(long, default_value = "1", value_parser = parse_seed)]
     seed: u64,
+    /// Write the demo's bundled scene instead (still, walking, gesture,
+    /// sit-down, still, fall; 32 frames each at 20 frames/s; unlabelled).
+    #[arg(long, conflicts_with_all = ["input_dim", "frames", "per_class", "seed"])]
+    demo_scene: bool,
     /// Overwrite FILE if it exists.
     #[arg(long)]
     force: bool,
@@ -35,41 +48,46 @@ pub(crate) struct SynthArgs {
 
 /// Generates and writes the CSV.
 pub(crate) fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let seed_arg = if args.seed == BUNDLED_SEED {
-        String::new()
+    let (text, summary) = if args.demo_scene {
+        let sequence = scene::bundled(scene::BUNDLED_SEED);
+        let summary = format!(
+            "{} frames of {} values",
+            sequence.frames(),
+            scene::FEATURES
+        );
+        (sequence.to_csv("aether synth --demo-scene"), summary)
     } else {
-        format!(" --seed 0x{:X}", args.seed)
+        let config = synthetic::SynthConfig {
+            input_dim: args.input_dim as usize,
+            frames: args.frames as usize,
+            per_class: args.per_class as usize,
+            seed: args.seed,
+        };
+        let recordings = synthetic::recordings(&config)?;
+        let mut text = Vec::new();
+        csv::write_labelled(&recordings, &mut text)?;
+        let summary = format!(
+            "{} recordings of {} frames of {} values, classes {}",
+            recordings.sequences.len(),
+            config.frames,
+            config.input_dim,
+            recordings.classes.join(", ")
+        );
+        (String::from_utf8_lossy(&text).into_owned(), summary)
     };
-    let (sequence, command) = match args.frames {
-        None => (
-            synthetic::bundled(args.seed),
-            format!("aether synth{seed_arg}"),
-        ),
-        Some(frames) => (
-            synthetic::random(frames as usize, args.seed),
-            format!("aether synth --frames {frames}{seed_arg}"),
-        ),
-    };
-    let csv = sequence.to_csv(&command);
     match args.out.as_deref().filter(|path| !is_stdin(path)) {
-        None => out.write_all(csv.as_bytes())?,
+        None => out.write_all(text.as_bytes())?,
         Some(path) => {
             if path.exists() && !args.force {
                 return Err(CliError::Exists {
                     path: path.to_path_buf(),
                 });
             }
-            std::fs::write(path, &csv).map_err(|source| CliError::Write {
+            std::fs::write(path, &text).map_err(|source| CliError::Write {
                 path: path.to_path_buf(),
                 source,
             })?;
-            writeln!(
-                out,
-                "wrote {}: {} frames of {} values",
-                path.display(),
-                sequence.frames(),
-                synthetic::FEATURES
-            )?;
+            writeln!(out, "wrote {}: {summary}", path.display())?;
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! A deterministic generator of synthetic CSI-like feature frames.
+//! The demo scene: a deterministic sequence of synthetic CSI-like frames.
 //!
 //! The demo needs frames with recognisable temporal structure, and a
 //! bundled file that anyone can regenerate and check. There are no legally
@@ -155,7 +155,7 @@ impl Sequence {
             .map(|s| s.activity)
     }
 
-    /// The CSV text `aether synth` writes: a comment header saying how to
+    /// The CSV text `aether synth --demo-scene` writes: a comment header saying how to
     /// regenerate it, a comment before each segment, one frame per line.
     pub(crate) fn to_csv(&self, regenerate: &str) -> String {
         let mut csv = String::new();

@@ -429,11 +429,33 @@ fn synth_reproduces_the_bundled_frames() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/frames.csv"))
             .unwrap();
     assert!(
-        ok(&["synth"]) == bundled,
-        "`aether synth` differs from assets/frames.csv"
+        ok(&["synth", "--demo-scene"]) == bundled,
+        "`aether synth --demo-scene` differs from assets/frames.csv"
     );
-    let long = ok(&["synth", "--frames", "100", "--seed", "9"]);
-    assert_eq!(results(&long).len(), 100);
+    // The labelled training format: a header, then one row per frame of
+    // every recording, D values after label and sequence.
+    let labelled = ok(&[
+        "synth",
+        "--frames",
+        "128",
+        "--per-class",
+        "2",
+        "--input-dim",
+        "3",
+        "--seed",
+        "9",
+    ]);
+    let mut lines = labelled.lines();
+    assert_eq!(lines.next(), Some("label,sequence,f0,f1,f2"));
+    let rows: Vec<&str> = lines.filter(|line| !line.is_empty()).collect();
+    assert_eq!(rows.len(), 5 * 2 * 128);
+    assert!(rows.iter().all(|row| row.split(',').count() == 5));
+    let labels: std::collections::BTreeSet<&str> =
+        rows.iter().map(|row| row.split(',').next().unwrap()).collect();
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        ["fall", "sit-down", "still", "walking", "wave"]
+    );
 }
 
 #[test]

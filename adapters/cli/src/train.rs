@@ -1,0 +1,374 @@
+//! `aether train`: train the temporal model on synthetic data or labelled
+//! recordings, with the baselines on the same split beside it.
+//!
+//! Why the baselines are not optional: a held-out accuracy means little
+//! alone. The majority guess says what nothing learns, a linear classifier
+//! on per-window mean and standard deviation what needs no temporal
+//! structure, and a small causal 1D-CNN of similar size what a plain
+//! temporal model reaches (`docs/training.md`); the attention model earns
+//! its place only ahead of them.
+//!
+//! Outputs: the `.rvne` blob, its model card (`model.json`, see
+//! [`crate::sidecar`]) and, with `--metrics`, the same card as a separate
+//! JSON file for a CI dashboard.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aether_dataset::{Recordings, Split, csv, split_files, synthetic};
+use aether_domain::HeadConfig;
+use aether_engine::toml_config::{self, HeadShape};
+use aether_rvne::{ElementType, RvneBlob};
+use aether_train::baselines::{self, BaselineReport};
+use aether_train::{Metrics, ModelOptions, Progress, Schedule, TrainConfig, Trained};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::CliError;
+use crate::init::parse_seed;
+use crate::sidecar::{self, FORMAT, Sidecar};
+
+/// Arguments of `aether train`.
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    /// `synthetic` (the documented generator, docs/training-data.md) or a
+    /// labelled CSV (`label,sequence,f0,…`).
+    #[arg(long, value_name = "synthetic|FILE.csv")]
+    data: String,
+    /// Evaluate on this labelled CSV instead of holding out recordings of
+    /// --data.
+    #[arg(long, value_name = "FILE.csv")]
+    test: Option<PathBuf>,
+    /// Head config TOML (backend sparse|dense, window, block size, heads, …);
+    /// missing head-shape keys default to the AETHER shape.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Passes over the training windows.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    epochs: u32,
+    /// Frames per window.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    window: u32,
+    /// Frames between the starts of consecutive windows of a recording
+    /// (default: the window, so windows do not overlap).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    hop: Option<u32>,
+    /// The model file to write; the model card goes beside it (.json).
+    #[arg(long, value_name = "FILE.rvne")]
+    out: PathBuf,
+    /// Store the weights as f16 (half the size; see docs/training.md for
+    /// the measured effect on the logits).
+    #[arg(long)]
+    f16: bool,
+    /// Seeds the synthetic data, the split, the initial weights and the
+    /// batch order (decimal or 0x-hex).
+    #[arg(long, default_value = "1", value_parser = parse_seed)]
+    seed: u64,
+    /// Also write the model card to this JSON file.
+    #[arg(long, value_name = "FILE.json")]
+    metrics: Option<PathBuf>,
+    /// Attention layers.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    layers: u32,
+    /// Windows per optimizer step.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batch_size: u32,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    learning_rate: f64,
+    /// Fraction of the recordings held out (without --test).
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Synthetic data: values per frame.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    input_dim: u32,
+    /// Synthetic data: recordings per class.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    per_class: u32,
+    /// Overwrite the output files if they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Trains, evaluates, compares and writes.
+pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let card_path = sidecar::path_for(&args.out);
+    for path in [Some(&args.out), Some(&card_path), args.metrics.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if path.exists() && !args.force {
+            return Err(CliError::Exists { path: path.clone() });
+        }
+    }
+    let head = head_config(args.config.as_deref())?;
+    let window = args.window as usize;
+    let (data, source) = load(args, window)?;
+    let config = TrainConfig {
+        head,
+        n_layers: args.layers as usize,
+        options: ModelOptions::default(),
+        schedule: Schedule {
+            epochs: args.epochs as usize,
+            batch_size: args.batch_size as usize,
+            learning_rate: args.learning_rate,
+            weight_decay: TrainConfig::default().schedule.weight_decay,
+            seed: args.seed,
+        },
+    };
+    writeln!(
+        out,
+        "data    {source}: {} training / {} held-out windows of {window} frames, {} classes ({})",
+        data.train.len(),
+        data.test.len(),
+        data.classes.len(),
+        data.classes.join(", ")
+    )?;
+    writeln!(
+        out,
+        "model   D {}, {} layers, head {} (q_heads {}, kv_heads {}, head_dim {}, window {}, \
+         block {})",
+        data.train.input_dim,
+        config.n_layers,
+        crate::runtime::backend_name(config.head.backend),
+        config.head.q_heads,
+        config.head.kv_heads,
+        config.head.head_dim,
+        config.head.window,
+        config.head.block_size
+    )?;
+    writeln!(out, "epoch  train loss  held-out accuracy  macro-F1")?;
+
+    let started = Instant::now();
+    let trained = with_bar("model", &mut *out, true, |observer| {
+        aether_train::train(&config, &data, observer)
+    })?;
+    let training_seconds = started.elapsed().as_secs_f64();
+    writeln!(out, "trained in {training_seconds:.1} s")?;
+
+    let baselines = with_bar("baselines", &mut *out, false, |observer| {
+        baselines::all(&config.schedule, &data, observer)
+    })?;
+    summary(out, &trained, &baselines, &data)?;
+
+    let element_type = if args.f16 {
+        ElementType::F16
+    } else {
+        ElementType::F32
+    };
+    let blob = RvneBlob::from_weights(&trained.weights, element_type).map_err(|source| {
+        CliError::Format {
+            what: "writing the trained weights".to_owned(),
+            source,
+        }
+    })?;
+    let card = Sidecar {
+        format: FORMAT.to_owned(),
+        classes: data.classes.clone(),
+        window,
+        hop: hop(args, window),
+        input_dim: data.train.input_dim,
+        n_layers: config.n_layers,
+        head: config.head.clone(),
+        options: config.options.clone(),
+        data: source,
+        train_windows: data.train.len(),
+        test_windows: data.test.len(),
+        schedule: config.schedule.clone(),
+        element_type: if args.f16 { "f16" } else { "f32" }.to_owned(),
+        training_seconds,
+        held_out: trained.held_out.clone(),
+        history: trained.history.clone(),
+        baselines,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let json = serde_json::to_string_pretty(&card).map_err(std::io::Error::other)? + "\n";
+    write_file(&args.out, blob.as_bytes())?;
+    write_file(&card_path, json.as_bytes())?;
+    if let Some(metrics) = &args.metrics {
+        write_file(metrics, json.as_bytes())?;
+    }
+    writeln!(
+        out,
+        "wrote {} ({}, {} bytes) and {}",
+        args.out.display(),
+        card.element_type,
+        blob.as_bytes().len(),
+        card_path.display()
+    )?;
+    Ok(())
+}
+
+/// The head config: the TOML's, with head-shape keys it leaves out taken
+/// from the AETHER default; or the default itself.
+fn head_config(path: Option<&Path>) -> Result<HeadConfig, CliError> {
+    let default = HeadConfig::default_aether();
+    let Some(path) = path else {
+        return Ok(default);
+    };
+    let shape = HeadShape {
+        q_heads: default.q_heads,
+        kv_heads: default.kv_heads,
+        head_dim: default.head_dim,
+    };
+    Ok(toml_config::from_toml_file_with(path, Some(shape))?)
+}
+
+/// `--hop`, defaulting to the window.
+fn hop(args: &TrainArgs, window: usize) -> usize {
+    args.hop.map_or(window, |hop| hop as usize)
+}
+
+/// The split to train on, and a description of where it came from.
+fn load(args: &TrainArgs, window: usize) -> Result<(Split, String), CliError> {
+    let hop = hop(args, window);
+    if args.data == "synthetic" {
+        // One window per recording: a synthetic recording's label holds for
+        // all of it, and its event can start anywhere up to the middle
+        // (docs/training-data.md), so a window is the whole recording.
+        let config = synthetic::SynthConfig {
+            input_dim: args.input_dim as usize,
+            frames: window.max(synthetic::MIN_FRAMES),
+            per_class: args.per_class as usize,
+            seed: args.seed,
+        };
+        let recordings = synthetic::recordings(&config)?;
+        let source = format!(
+            "synthetic (D {}, {} recordings per class of {} frames, seed {})",
+            config.input_dim, config.per_class, config.frames, config.seed
+        );
+        let split = match &args.test {
+            Some(test) => split_files(&recordings, &csv::read_labelled(test)?, window, config.frames)?,
+            None => recordings.split(window, config.frames, args.test_fraction, args.seed)?,
+        };
+        return Ok((split, source));
+    }
+    let train: Recordings = csv::read_labelled(&args.data)?;
+    match &args.test {
+        Some(test) => Ok((
+            split_files(&train, &csv::read_labelled(test)?, window, hop)?,
+            format!("{} (held out: {})", args.data, test.display()),
+        )),
+        None => Ok((
+            train.split(window, hop, args.test_fraction, args.seed)?,
+            format!(
+                "{} ({:.0} % of recordings held out, seed {})",
+                args.data,
+                args.test_fraction * 100.0,
+                args.seed
+            ),
+        )),
+    }
+}
+
+/// Runs `work` under a progress bar over its optimizer steps, printing
+/// one table row per epoch when `epochs` is set.
+fn with_bar<T>(
+    what: &str,
+    out: &mut dyn Write,
+    epochs: bool,
+    work: impl FnOnce(&mut dyn FnMut(Progress)) -> Result<T, aether_train::TrainError>,
+) -> Result<T, CliError> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    let mut write_error = None;
+    let result = work(&mut |progress| match progress {
+        Progress::Batch {
+            epoch,
+            epochs: total,
+            batch,
+            batches,
+            loss,
+        } => {
+            let steps = (total * batches) as u64;
+            if bar.length() != Some(steps) {
+                bar.set_length(steps);
+                bar.set_position(0);
+            }
+            bar.set_position((epoch * batches + batch + 1) as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+        Progress::Epoch(report) if epochs => {
+            let (accuracy, f1) = report
+                .held_out
+                .as_ref()
+                .map_or((f64::NAN, f64::NAN), |m| (m.accuracy, m.macro_f1));
+            let row = format!(
+                "{:>5}  {:>10.4}  {:>17}  {:>8.3}",
+                report.epoch + 1,
+                report.train_loss,
+                percent(accuracy),
+                f1
+            );
+            if let Err(e) = bar.suspend(|| writeln!(out, "{row}")) {
+                write_error.get_or_insert(e);
+            }
+        }
+        Progress::Epoch(_) => {}
+    });
+    bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    Ok(result?)
+}
+
+/// The held-out comparison table.
+fn summary(
+    out: &mut dyn Write,
+    trained: &Trained,
+    baselines: &[BaselineReport],
+    data: &Split,
+) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "held-out ({} windows)        accuracy  macro-F1  parameters",
+        data.test.len()
+    )?;
+    let row = |out: &mut dyn Write, name: &str, metrics: Option<&Metrics>, parameters: usize| {
+        let (accuracy, f1) = metrics.map_or((f64::NAN, f64::NAN), |m| (m.accuracy, m.macro_f1));
+        writeln!(
+            out,
+            "  {name:<26} {:>8}  {f1:>8.3}  {parameters:>10}",
+            percent(accuracy)
+        )
+    };
+    for baseline in baselines {
+        let name = match baseline.name.as_str() {
+            "majority" => "majority guess",
+            "linear" => "linear on mean + std",
+            "causal-cnn" => "causal 1D-CNN",
+            other => other,
+        };
+        row(out, name, baseline.held_out.as_ref(), baseline.parameters)?;
+    }
+    row(
+        out,
+        "this model",
+        trained.held_out.as_ref(),
+        trained.weights.values().len(),
+    )?;
+    Ok(())
+}
+
+/// `97.5 %`, or `-` without held-out data.
+fn percent(fraction: f64) -> String {
+    if fraction.is_finite() {
+        format!("{:.1} %", fraction * 100.0)
+    } else {
+        "-".to_owned()
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    std::fs::write(path, bytes).map_err(|source| CliError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
