@@ -30,11 +30,11 @@ use clap::{Args, ValueEnum};
 use crate::csv::{CsvError, FrameReader, is_stdin, origin_of, read_frames};
 use crate::error::CliError;
 use crate::report::{Output, Row};
-use crate::sidecar;
 use crate::runtime::{
     Model, backend_name, build, describe_config, describe_shape, eviction_name, head_config,
     read_blob,
 };
+use crate::sidecar;
 
 /// KV-cache capacity of a stream when neither `--capacity` nor `--segment`
 /// says otherwise: 65,536 frames (about 11 minutes at 100 Hz; 32 MiB of
@@ -222,10 +222,7 @@ impl Run<'_> {
     /// row (csv format): written once the inputs have been checked, so a
     /// refused run prints nothing on standard output.
     fn preamble(&self, output: &mut Output<'_>, input: &str) -> io::Result<()> {
-        output.comment(&format!(
-            "model {}: {}",
-            self.model_name, self.shape
-        ))?;
+        output.comment(&format!("model {}: {}", self.model_name, self.shape))?;
         output.comment(&format!("head {} (from {})", self.head, self.config_origin))?;
         output.comment(input)?;
         output.header()

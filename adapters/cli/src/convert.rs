@@ -19,6 +19,7 @@ use crate::runtime::read_blob;
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// The .rvne model (`-`: standard input).
+    #[arg(long, value_name = "FILE.rvne")]
     model: PathBuf,
     /// The safetensors file to write.
     #[arg(long, value_name = "FILE.safetensors")]
@@ -36,6 +37,7 @@ pub(crate) struct ExportArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
     /// The safetensors file.
+    #[arg(long, value_name = "FILE.safetensors")]
     weights: PathBuf,
     /// The .rvne model to write.
     #[arg(long, value_name = "FILE.rvne")]
@@ -94,12 +96,11 @@ pub(crate) fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<(), CliEr
     } else {
         ElementType::F32
     };
-    let blob = RvneBlob::from_weights(&weights, element_type).map_err(|source| {
-        CliError::Format {
+    let blob =
+        RvneBlob::from_weights(&weights, element_type).map_err(|source| CliError::Format {
             what: format!("writing the weights of {}", args.weights.display()),
             source,
-        }
-    })?;
+        })?;
     std::fs::write(&args.out, blob.as_bytes()).map_err(|source| CliError::Write {
         path: args.out.clone(),
         source,

@@ -118,12 +118,10 @@ pub(crate) fn build(
         origin: config_origin.to_owned(),
         source,
     })?;
-    let weights = view
-        .to_weights()
-        .map_err(|source| CliError::Format {
-            what: format!("decoding the weights of {model_name}"),
-            source,
-        })?;
+    let weights = view.to_weights().map_err(|source| CliError::Format {
+        what: format!("decoding the weights of {model_name}"),
+        source,
+    })?;
     TemporalModel::new(weights, backend)
         .map_err(|e| CliError::model(format!("{model_name} with {config_origin}"), e))
 }

@@ -50,11 +50,7 @@ pub(crate) struct SynthArgs {
 pub(crate) fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (text, summary) = if args.demo_scene {
         let sequence = scene::bundled(scene::BUNDLED_SEED);
-        let summary = format!(
-            "{} frames of {} values",
-            sequence.frames(),
-            scene::FEATURES
-        );
+        let summary = format!("{} frames of {} values", sequence.frames(), scene::FEATURES);
         (sequence.to_csv("aether synth --demo-scene"), summary)
     } else {
         let config = synthetic::SynthConfig {

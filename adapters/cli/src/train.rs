@@ -239,7 +239,12 @@ fn load(args: &TrainArgs, window: usize) -> Result<(Split, String), CliError> {
             config.input_dim, config.per_class, config.frames, config.seed
         );
         let split = match &args.test {
-            Some(test) => split_files(&recordings, &csv::read_labelled(test)?, window, config.frames)?,
+            Some(test) => split_files(
+                &recordings,
+                &csv::read_labelled(test)?,
+                window,
+                config.frames,
+            )?,
             None => recordings.split(window, config.frames, args.test_fraction, args.seed)?,
         };
         return Ok((split, source));

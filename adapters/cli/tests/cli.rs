@@ -450,8 +450,10 @@ fn synth_reproduces_the_bundled_frames() {
     let rows: Vec<&str> = lines.filter(|line| !line.is_empty()).collect();
     assert_eq!(rows.len(), 5 * 2 * 128);
     assert!(rows.iter().all(|row| row.split(',').count() == 5));
-    let labels: std::collections::BTreeSet<&str> =
-        rows.iter().map(|row| row.split(',').next().unwrap()).collect();
+    let labels: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|row| row.split(',').next().unwrap())
+        .collect();
     assert_eq!(
         labels.into_iter().collect::<Vec<_>>(),
         ["fall", "sit-down", "still", "walking", "wave"]
