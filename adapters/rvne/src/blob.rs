@@ -86,7 +86,10 @@ impl RvneBlob {
     ///
     /// [`RvneError::FieldTooLarge`] for a dimension above 65535;
     /// otherwise as [`RvneBlob::from_f32_weights`].
-    pub fn from_weights(weights: &ModelWeights, element_type: ElementType) -> Result<Self, RvneError> {
+    pub fn from_weights(
+        weights: &ModelWeights,
+        element_type: ElementType,
+    ) -> Result<Self, RvneError> {
         let header = Header::from_shape(weights.shape(), element_type)?;
         Self::write(header, weights.values())
     }
@@ -102,8 +105,8 @@ impl RvneBlob {
     /// body would not fit the `u32` `weights_len`.
     pub fn random(header: Header, seed: u64) -> Result<Self, RvneError> {
         header.validate()?;
-        let weights = ModelWeights::random(header.shape(), seed)
-            .map_err(|_| RvneError::SizeOverflow)?;
+        let weights =
+            ModelWeights::random(header.shape(), seed).map_err(|_| RvneError::SizeOverflow)?;
         Self::write(header, weights.values())
     }
 

@@ -102,17 +102,21 @@ pub struct Header {
 }
 
 impl Header {
-    /// The default AETHER shape (`docs/model.md`): D 16, Hq 4, Hkv 1 (MQA),
-    /// d 32, L 2, C 4 — 10,304 weights, a 41,244-byte blob in f32.
+    /// The default AETHER shape ([`ModelShape::DEFAULT_AETHER`],
+    /// `docs/model.md`): D 16, Hq 4, Hkv 1 (MQA), d 32, L 2, C 4 — 10,304
+    /// weights, a 41,244-byte blob in f32.
     #[must_use]
     pub const fn default_aether(element_type: ElementType) -> Self {
+        // Every field of the default shape is below 2^16 (the casts are
+        // exact; `default_aether_is_the_model_default` checks it).
+        let shape = ModelShape::DEFAULT_AETHER;
         Self {
-            input_dim: 16,
-            n_q_heads: 4,
-            n_kv_heads: 1,
-            head_dim: 32,
-            n_layers: 2,
-            n_classes: 4,
+            input_dim: shape.input_dim as u16,
+            n_q_heads: shape.n_q_heads as u16,
+            n_kv_heads: shape.n_kv_heads as u16,
+            head_dim: shape.head_dim as u16,
+            n_layers: shape.n_layers as u16,
+            n_classes: shape.n_classes as u16,
             element_type,
         }
     }

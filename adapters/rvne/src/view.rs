@@ -11,10 +11,10 @@ use crate::format::{
     ElementType, FOOTER_LEN, HEADER_LEN, Header, MAGIC, MIN_BLOB_LEN, RESERVED_FLAG_BITS, VERSION,
     read_u16, read_u32,
 };
-use aether_model::{Layout, MatrixKind, MatrixSpan};
+use crate::matrix::{Elements, Matrix, read_element};
 #[cfg(feature = "alloc")]
 use aether_model::ModelWeights;
-use crate::matrix::{Elements, Matrix, read_element};
+use aether_model::{Layout, MatrixKind, MatrixSpan};
 
 /// A validated `.rvne` blob, borrowed.
 ///
@@ -257,9 +257,11 @@ impl<'a> RvneView<'a> {
         let mut values = alloc::vec![0.0; self.weight_count()];
         self.decode_weights_into(&mut values)?;
         let actual = values.len();
-        ModelWeights::new(self.header().shape(), values).map_err(|_| RvneError::WeightCountMismatch {
-            expected: self.weight_count(),
-            actual,
+        ModelWeights::new(self.header().shape(), values).map_err(|_| {
+            RvneError::WeightCountMismatch {
+                expected: self.weight_count(),
+                actual,
+            }
         })
     }
 
