@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p aether-train --example synthetic [-- KEY=VALUE ...]`
 //! with keys `epochs`, `batch`, `lr`, `wd`, `seed`, `per_class`,
-//! `backend` (sparse|dense), `baselines` (0|1).
+//! `backend` (sparse|dense), `model` (0|1), `baselines` (0|1).
 
 use std::time::Instant;
 
@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = TrainConfig::default();
     let mut per_class = 120;
     let mut run_baselines = true;
+    let mut run_model = true;
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').ok_or("arguments are KEY=VALUE")?;
         let s = &mut config.schedule;
@@ -32,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "seed" => s.seed = value.parse()?,
             "per_class" => per_class = value.parse()?,
             "baselines" => run_baselines = value == "1",
+            "model" => run_model = value == "1",
             "backend" => {
                 config.head.backend = match value {
                     "dense" => BackendKind::Dense,
@@ -74,21 +76,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     };
-    let trained = train(&config, &split, &mut report)?;
-    println!(
-        "model: {} weights, trained in {:.1} s wall (data included)",
-        trained.weights.values().len(),
-        start.elapsed().as_secs_f64()
-    );
-    if let Some(m) = &trained.held_out {
+    if run_model {
+        let trained = train(&config, &split, &mut report)?;
         println!(
-            "confusion (rows truth, columns predicted): {:?}",
-            m.confusion.counts
+            "model: {} weights, trained in {:.1} s wall (data included)",
+            trained.weights.values().len(),
+            start.elapsed().as_secs_f64()
         );
+        if let Some(m) = &trained.held_out {
+            println!(
+                "confusion (rows truth, columns predicted): {:?}",
+                m.confusion.counts
+            );
+        }
     }
     if run_baselines {
         let start = Instant::now();
-        for b in baselines::all(&config.schedule, &split, &mut |_| {})? {
+        let mut baseline_progress = |p: Progress| {
+            if let Progress::Epoch(e) = p {
+                println!(
+                    "  baseline epoch {}: train loss {:.4}",
+                    e.epoch + 1,
+                    e.train_loss
+                );
+            }
+        };
+        for b in baselines::all(&config.schedule, &split, &mut baseline_progress)? {
             let (acc, f1) = b
                 .held_out
                 .as_ref()

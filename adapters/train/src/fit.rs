@@ -22,7 +22,9 @@ pub struct Schedule {
     pub epochs: usize,
     /// Windows per optimizer step.
     pub batch_size: usize,
-    /// AdamW step size.
+    /// AdamW step size at the start; it decays along a half cosine to 0
+    /// at the last step (large steps to find the basin, small ones to
+    /// settle in it, without another knob).
     pub learning_rate: f64,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
@@ -247,11 +249,16 @@ pub(crate) fn fit(
     let mut rng = SplitMix64::fork(schedule.seed, 2);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let batches = order.len().div_ceil(schedule.batch_size);
+    let steps = (batches * schedule.epochs) as f64;
     let mut history = Vec::with_capacity(schedule.epochs);
     for epoch in 0..schedule.epochs {
         rng.shuffle(&mut order);
         let mut loss_sum = 0.0;
         for (batch, indices) in order.chunks(schedule.batch_size).enumerate() {
+            let step = (epoch * batches + batch) as f64;
+            optimizer.set_learning_rate(
+                schedule.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * step / steps).cos()),
+            );
             let frames = frames_tensor(&data.train, indices, dtype)?;
             let labels = labels_tensor(&data.train, indices)?;
             let logits = model.logits(&frames)?;

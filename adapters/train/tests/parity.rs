@@ -115,5 +115,7 @@ fn dense_kernel_matches_the_trainer_in_f32() {
 fn f16_export_stays_within_its_measured_bound() {
     let (diff, magnitude) = compare(BackendKind::Sparse, 256, ElementType::F16);
     println!("sparse f16 export, N 256: max |Δlogit| {diff:.3e} (logits up to {magnitude:.2})");
-    assert!(diff < 1e-2, "{diff:e}");
+    // Measured 1.78e-3 (weights ×2 of the initial scale, logits up to
+    // 6.3): f16 keeps 11 significant bits, a relative 2.4e-4 per weight.
+    assert!(diff < 5e-3, "{diff:e}");
 }
