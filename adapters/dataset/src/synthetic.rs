@@ -29,9 +29,9 @@ pub const CLASSES: [&str; 5] = ["still", "walking", "fall", "sit-down", "wave"];
 /// Frames per second.
 pub const FRAME_RATE_HZ: f64 = 50.0;
 
-/// The shortest sequence the generator makes: 2.56 s, so the slowest
-/// activity shape (a 1.2 s sit-down from the latest onset, half-way
-/// through) still completes inside the sequence.
+/// The shortest sequence the generator makes: 2.56 s, twice
+/// [`SHAPE_FRAMES`], so there is room for an onset in the second half with
+/// the whole activity shape after it.
 pub const MIN_FRAMES: usize = 128;
 
 /// What to generate.
@@ -93,15 +93,17 @@ pub struct Difficulty {
     pub wave: (f64, f64),
     /// Wave: hand rate, Hz.
     pub wave_hz: (f64, f64),
-    /// Wave: gesture duration, seconds.
-    pub wave_s: (f64, f64),
+    /// Wave: rise time of the gesture's envelope, seconds; the gesture
+    /// then goes on to the end of the recording, so the recording's last
+    /// frame (the one that labels a window) is still waving.
+    pub wave_rise_s: (f64, f64),
 }
 
 impl Default for Difficulty {
     fn default() -> Self {
         Self {
-            gain: (0.5, 2.0),
-            offset: 0.5,
+            gain: (0.7, 1.4),
+            offset: 0.2,
             noise: (0.01, 0.03),
             breathing_hz: (0.1, 0.5),
             breathing: (0.02, 0.05),
@@ -110,10 +112,10 @@ impl Default for Difficulty {
             fall_s: (0.25, 0.4),
             impact: (0.2, 0.4),
             sit_s: (0.8, 1.2),
-            micro: (0.01, 0.03),
-            wave: (0.1, 0.2),
+            micro: (0.03, 0.06),
+            wave: (0.15, 0.3),
             wave_hz: (2.0, 3.0),
-            wave_s: (1.0, 2.0),
+            wave_rise_s: (0.2, 0.5),
         }
     }
 }
@@ -154,6 +156,12 @@ pub fn recordings_with(
         sequences,
     })
 }
+
+/// Frames kept after the latest onset: 1.28 s, so the slowest shape (a
+/// 1.2 s sit-down) is complete before the last frame, the one whose label
+/// a window takes. [`MIN_FRAMES`] is twice this, so the onset range
+/// `[frames/2, frames − SHAPE_FRAMES]` is never empty.
+pub const SHAPE_FRAMES: usize = 64;
 
 /// The onset frame of sequence `index` of class `class` (an index into
 /// [`CLASSES`]), where its activity starts: for checking and plotting.
@@ -247,7 +255,7 @@ impl Drawn {
         let breathing = rng.range(p.breathing.0, p.breathing.1);
         let breathing_phase = rng.range(0.0, TAU);
         let breathing_spread = rng.range(0.0, TAU);
-        let onset = rng.int(config.frames / 8, config.frames / 2);
+        let onset = rng.int(config.frames / 2, config.frames - SHAPE_FRAMES);
         let activity = Activity::draw(class, p, &mut rng);
         Self {
             rng,
@@ -312,7 +320,7 @@ enum Activity {
     Wave {
         amplitude: f64,
         hz: f64,
-        duration: f64,
+        rise: f64,
         centre: f64,
     },
 }
@@ -340,7 +348,7 @@ impl Activity {
             4 => Self::Wave {
                 amplitude: rng.range(p.wave.0, p.wave.1),
                 hz: rng.range(p.wave_hz.0, p.wave_hz.1),
-                duration: rng.range(p.wave_s.0, p.wave_s.1),
+                rise: rng.range(p.wave_rise_s.0, p.wave_rise_s.1),
                 centre: rng.range(0.2, 0.8),
             },
             _ => Self::Still,
@@ -391,14 +399,10 @@ impl Activity {
             Self::Wave {
                 amplitude,
                 hz,
-                duration,
+                rise,
                 centre,
             } => {
-                let envelope = if (0.0..=duration).contains(&tau) {
-                    libm::sin(PI * tau / duration).powi(2)
-                } else {
-                    0.0
-                };
+                let envelope = smoothstep(tau, rise);
                 let reach = libm::exp(-((u - centre) / 0.25).powi(2));
                 room + amplitude * envelope * reach * libm::sin(TAU * hz * tau + 0.5 * f)
             }
