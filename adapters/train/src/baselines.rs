@@ -5,17 +5,20 @@
 //! - **linear**: softmax regression on each window's per-feature mean and
 //!   standard deviation over time (standardised with training
 //!   statistics); what an order-blind summary of the window achieves.
-//! - **causal CNN**: dilated causal 1D convolutions (kernel 3, dilations
-//!   1, 2, 4, 8, ReLU), mean-pooled over time, then a linear classifier:
-//!   a temporal model of about the attention model's size (11,012
-//!   parameters against 10,304 at the default shape).
+//! - **causal CNN**: each window referenced to its first frame, then
+//!   dilated causal 1D convolutions (kernel 3, dilations 1, 2, 4, 8,
+//!   ReLU), mean-pooled over time, then a linear classifier: a temporal
+//!   model of about the attention model's size (11,045 parameters at
+//!   D 16, C 5).
 //!
 //! The trained baselines go through the same loop as the model
 //! (`fit.rs`): same epochs, batch size, learning rate, weight decay, seed
 //! and batch order. Both standardise their inputs with training
-//! statistics (the CNN its frames, the probe its window statistics), a step the kernel model cannot take (it has no
-//! bias to fold the centring into; `docs/training.md`), so the
-//! comparison favours the baselines if anything.
+//! statistics (the CNN its referenced frames, the probe its window
+//! statistics), and the CNN also removes each window's level; steps the
+//! kernel model cannot take (it has no bias to fold the centring into;
+//! `docs/training.md`), so the comparison favours the baselines if
+//! anything.
 
 use aether_dataset::Split;
 use candle_core::{DType, Device, Tensor, Var};
@@ -205,7 +208,24 @@ impl CausalConv {
     }
 }
 
-/// Dilated causal convolutions, mean over time, linear classifier.
+/// `frames` (`[B, N, D]`) minus each window's first frame.
+///
+/// Why: a recording's level (its static multipath profile times its
+/// gain, plus its offset) differs from window to window by far more than
+/// the motion inside a window. Standardised with global statistics alone,
+/// every ReLU of the CNN was on or off for a whole window according to
+/// that level, so the network was close to linear in the motion and the
+/// mean over time cancelled it: training loss stayed near ln C and
+/// held-out accuracy at chance. Subtracting the first frame removes the
+/// level and keeps the convolutions causal (frame `t` is compared with a
+/// frame at or before it, never with a window statistic that looks
+/// ahead), unlike centring on the window's mean.
+fn referenced(frames: &Tensor) -> candle_core::Result<Tensor> {
+    frames.broadcast_sub(&frames.narrow(1, 0, 1)?)
+}
+
+/// The window referenced to its first frame ([`referenced`]), dilated
+/// causal convolutions, mean over time, linear classifier.
 struct CausalCnn {
     center: Tensor,
     scale: Tensor,
@@ -216,7 +236,7 @@ struct CausalCnn {
 
 impl CausalCnn {
     fn new(data: &Split, seed: u64) -> Result<Self, TrainError> {
-        let frames = training_frames(data)?;
+        let frames = referenced(&training_frames(data)?)?;
         let (w, n, dim) = frames.dims3()?;
         let (center, scale) = standardiser(&frames.reshape((w * n, dim))?)?;
         let mut rng = SplitMix64::fork(seed, 4);
@@ -243,15 +263,23 @@ impl CausalCnn {
     }
 }
 
-impl Classifier for CausalCnn {
-    fn logits(&self, frames: &Tensor) -> Result<Tensor, TrainError> {
-        let mut x = frames
+impl CausalCnn {
+    /// `[B, N, CNN_CHANNELS]`: the last convolution's output, frame `t`
+    /// computed from frames `0..=t` only.
+    fn features(&self, frames: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = referenced(frames)?
             .broadcast_sub(&self.center)?
             .broadcast_mul(&self.scale)?;
         for conv in &self.convs {
             x = conv.forward(&x)?;
         }
-        let pooled = x.mean(1)?;
+        Ok(x)
+    }
+}
+
+impl Classifier for CausalCnn {
+    fn logits(&self, frames: &Tensor) -> Result<Tensor, TrainError> {
+        let pooled = self.features(frames)?.mean(1)?;
         Ok(pooled.matmul(&self.head)?.broadcast_add(&self.head_bias)?)
     }
 
@@ -357,6 +385,65 @@ mod tests {
             parameters(&LinearProbe::new(&split, 1).unwrap()),
             2 * 16 * 4 + 4
         );
+    }
+
+    /// Two windows of 40 frames of 3 values, not constant in time.
+    fn wavy_split() -> Split {
+        let frames: Vec<f32> = (0..2 * 40 * 3)
+            .map(|i| ((i * 37 % 23) as f32 * 0.1).sin())
+            .collect();
+        Split {
+            classes: vec!["a".into(), "b".into()],
+            train: aether_dataset::Windows {
+                input_dim: 3,
+                window: 40,
+                frames,
+                labels: vec![0, 1],
+            },
+            test: aether_dataset::Windows::default(),
+        }
+    }
+
+    #[test]
+    fn cnn_features_depend_only_on_past_frames() {
+        let split = wavy_split();
+        let model = CausalCnn::new(&split, 5).unwrap();
+        let frames = frames_tensor(&split.train, &[0, 1], DTYPE).unwrap();
+        let before = model.features(&frames).unwrap();
+        // Change every frame from 25 on.
+        let later = (frames.narrow(1, 25, 15).unwrap() * 3.0).unwrap();
+        let changed = Tensor::cat(&[frames.narrow(1, 0, 25).unwrap(), later], 1).unwrap();
+        let after = model.features(&changed).unwrap();
+        let head = |t: &Tensor| t.narrow(1, 0, 25).unwrap().flatten_all().unwrap();
+        assert_eq!(
+            head(&before).to_vec1::<f32>().unwrap(),
+            head(&after).to_vec1::<f32>().unwrap()
+        );
+        let tail = |t: &Tensor| t.narrow(1, 25, 15).unwrap().flatten_all().unwrap();
+        assert_ne!(
+            tail(&before).to_vec1::<f32>().unwrap(),
+            tail(&after).to_vec1::<f32>().unwrap()
+        );
+    }
+
+    #[test]
+    fn cnn_ignores_a_window_level() {
+        let split = wavy_split();
+        let model = CausalCnn::new(&split, 5).unwrap();
+        let frames = frames_tensor(&split.train, &[0, 1], DTYPE).unwrap();
+        let level = Tensor::new(&[0.5f32, -0.25, 2.0], &Device::Cpu).unwrap();
+        let shifted = frames.broadcast_add(&level).unwrap();
+        let a = model.logits(&frames).unwrap().flatten_all().unwrap();
+        let b = model.logits(&shifted).unwrap().flatten_all().unwrap();
+        let gap = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(gap < 1e-4, "{gap}");
     }
 
     #[test]
