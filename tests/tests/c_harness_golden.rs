@@ -74,7 +74,8 @@ fn expected_rows() -> Vec<Row> {
     let blob = std::fs::read(root().join("adapters/cli/assets/default.rvne")).expect("blob");
     let view = RvneView::parse(&blob).expect("bundled blob parses");
     let backend = Backend::from_config(HeadConfig::default_aether()).expect("default head");
-    let model = TemporalModel::new(view.to_weights().expect("decodes"), backend).expect("default model");
+    let model =
+        TemporalModel::new(view.to_weights().expect("decodes"), backend).expect("default model");
     let frames = read_frames();
     let n_frames = frames.len() / INPUT_DIM;
     let mut rows = Vec::new();
@@ -125,7 +126,7 @@ fn render(rows: &[Row]) -> String {
         "# Logits the C harness (tests/c/harness.c) must reproduce within 1e-5.\n\
          # Model adapters/cli/assets/default.rvne (sparse, HeadConfig::default_aether),\n\
          # frames adapters/cli/assets/frames.csv; the ring holds the last window_len of\n\
-         # the `pushed` frames, oldest first (run `full`: frame i is asset frame i mod 192).\n\
+         # the `pushed` frames, oldest first (run `full`: frame i is asset frame i mod the asset frame count).\n\
          # Written by `BLESS=1 cargo test -p aether-tests --test c_harness_golden`.\n\
          # run,window_len,pushed,logits...\n",
     );

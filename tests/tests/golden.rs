@@ -78,7 +78,11 @@ fn logits_by_backend(blob: &RvneBlob, frames: &[f32]) -> BTreeMap<String, Vec<f3
             backend: kind,
             ..HeadConfig::default_aether()
         };
-        let model = TemporalModel::new(blob.to_weights().unwrap(), Backend::from_config(config).unwrap()).unwrap();
+        let model = TemporalModel::new(
+            blob.to_weights().unwrap(),
+            Backend::from_config(config).unwrap(),
+        )
+        .unwrap();
         let prefill = model.classify(frames).unwrap();
         let mut stream = model.stream(FRAMES).unwrap();
         let mut streamed = vec![0.0; model.n_classes()];

@@ -15,50 +15,76 @@
 //!    sparse vs dense over a long synthetic sequence (4096 frames by
 //!    default; the reference backend is skipped there, being a slow oracle).
 //!
-//! The bundled model (`assets/default.rvne`) and frames
-//! (`assets/frames.csv`) are compiled in; `assets/README.md` says how they
-//! were made. While the bundled model is the random-init blob (checked by
-//! comparing its bytes with `RvneBlob::random`), the demo says plainly that
-//! its classifications mean nothing.
+//! The bundled model (`assets/default.rvne`, trained by `aether train` on
+//! the synthetic set), its model card (`assets/default.json`: class names,
+//! window, metrics and baselines) and frames (`assets/frames.csv`: one
+//! unseen synthetic recording per class) are compiled in;
+//! `assets/README.md` says how they were made. The demo says what the model
+//! classifies, classifies each recording with the card's class names next
+//! to the truth, and quotes the card's held-out metrics beside the
+//! baselines'.
 
 use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use aether_dataset::synthetic::{self, FRAME_RATE_HZ};
 use aether_domain::{BackendKind, HeadConfig};
-use aether_rvne::{DEFAULT_SEED, RvneBlob, RvneView};
+use aether_rvne::RvneView;
 use clap::Args;
 
 use crate::csv::{Frames, parse_frames};
 use crate::error::CliError;
 use crate::report::{decision_and_logits, max_abs_diff, thousands};
-use crate::runtime::{Model, backend_name, build, default_config, describe_config, with_backend};
-use crate::synthetic::{self, BUNDLED_SEED, BUNDLED_SEGMENT, FEATURES};
+use crate::runtime::{Model, backend_name, build, describe_config, with_backend};
+use crate::scene::{FEATURES, SCENE_FRAMES, Scene};
+use crate::sidecar::Sidecar;
 
-/// The bundled model: `aether init --out assets/default.rvne`.
+/// The bundled model: trained by the command in `assets/README.md`.
 const BUNDLED_MODEL: &[u8] = include_bytes!("../assets/default.rvne");
+
+/// The bundled model's card, written by the same `aether train` run.
+const BUNDLED_CARD: &str = include_str!("../assets/default.json");
 
 /// The bundled frames: `aether synth --demo-scene --out assets/frames.csv`.
 const BUNDLED_FRAMES: &str = include_str!("../assets/frames.csv");
 
-/// Frames per classification window: one synthetic segment (1.6 s), which
-/// is also at most W + 1 for the default head (W = 32), so on each window
-/// sparse attention must equal dense attention.
-const DEMO_WINDOW: usize = BUNDLED_SEGMENT;
+/// Frames per classification window: one recording of the scene, the
+/// window the bundled model was trained on.
+const DEMO_WINDOW: usize = SCENE_FRAMES;
+
+/// Prefixes up to this length are all compared: the sparse pattern changes
+/// shape within the first two windows of the head (window only, then
+/// log-strides, then landmarks), and N − 1 ≤ W holds only up to W + 1.
+const EVERY_PREFIX_UP_TO: usize = 72;
+
+/// Beyond [`EVERY_PREFIX_UP_TO`], prefixes are compared every this many
+/// frames (and at the end).
+const PREFIX_STEP: usize = 64;
 
 /// Streaming vs prefill, same backend: the same candidates and arithmetic,
 /// but reductions run in another order (a step sees one query; prefill
-/// tiles queries), so f32 results differ by rounding only. The numerics
-/// bars of `docs/quality.md` bound each attention output by 1e-5; the bundled model's projections (weights
-/// below 0.25 in magnitude) do not amplify that, and the measured worst
-/// case at the logits is below 5e-7, so 1e-5 leaves a 20x margin while still
-/// catching any real divergence (a wrong candidate moves logits by 1e-2).
+/// tiles queries), so f32 results differ by rounding only. Differences are
+/// compared relative to the logits' scale, `max(1, largest |logit|)`: the
+/// trained model's logits reach ~20, and f32 rounding grows with them
+/// (measured on the bundled model and scene: at most 2.1e-6 relative,
+/// `aether demo`). The numerics bars of `docs/quality.md` are 1e-5 per
+/// attention output, so 1e-5 relative leaves a 5x margin while still
+/// catching any real divergence (a wrong candidate moves logits by 1e-2
+/// or more).
 const STREAM_TOLERANCE: f32 = 1e-5;
 
 /// Between backends that must agree (sparse vs reference everywhere,
 /// sparse vs dense where N − 1 ≤ W): the kernel bar of `docs/quality.md`,
-/// 1e-5 per attention output, carried through the same projections as above.
+/// 1e-5 per attention output, relative to the logits' scale as above.
 const BACKEND_TOLERANCE: f32 = 1e-5;
+
+/// `max |a − b| / max(1, largest |logit| of either)`: a difference in
+/// units of the logits' own scale.
+fn scaled_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = a.iter().chain(b).fold(1.0_f32, |m, &v| m.max(v.abs()));
+    max_abs_diff(a, b) / scale
+}
 
 /// Every backend, in the order the demo reports them.
 const BACKENDS: [BackendKind; 3] = [
@@ -71,7 +97,7 @@ const BACKENDS: [BackendKind; 3] = [
 /// disturbed by other processes).
 const REPEATS: usize = 3;
 
-/// Seed of the long synthetic sequence.
+/// Seed of the long synthetic recording.
 const LONG_SEED: u64 = 0x10E6_0000_C511_0007;
 
 /// Arguments of `aether demo`.
@@ -145,30 +171,21 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
         source,
     })?;
     let header = view.header();
+    let card: Sidecar = serde_json::from_str(BUNDLED_CARD)
+        .map_err(|e| CliError::Check(format!("the bundled model card does not parse: {e}")))?;
     let frames = parse_frames(
         BUNDLED_FRAMES,
         "bundled frames.csv",
         usize::from(header.input_dim),
     )?;
-    let truth = synthetic::bundled(BUNDLED_SEED);
-    let config = default_config(header);
-    let random_weights = is_random_init(view);
+    let truth = Scene::bundled()?;
+    let config = card.head.clone();
 
     writeln!(
         out,
-        "aether demo: the bundled model on bundled synthetic CSI frames, every backend"
+        "aether demo: a trained model on unseen synthetic CSI recordings, every backend"
     )?;
     writeln!(out)?;
-    if random_weights {
-        writeln!(
-            out,
-            "NOTE: the bundled model has RANDOM weights (`aether init`, seed 0x{DEFAULT_SEED:016X}); \
-             it has not been trained,\n      so its classifications below MEAN NOTHING yet. The \
-             demo shows the machinery: that the\n      backends and the streaming path agree, \
-             and how fast each backend is."
-        )?;
-        writeln!(out)?;
-    }
     if cfg!(debug_assertions) {
         writeln!(
             out,
@@ -186,10 +203,35 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
     writeln!(out, "        {}", crate::runtime::describe_shape(header))?;
     writeln!(
         out,
-        "frames  bundled frames.csv: {} frames x {FEATURES} features, {} Hz, synthetic \
-         (see `aether synth --demo-scene`)",
+        "        classifies {}-frame windows ({:.2} s at {FRAME_RATE_HZ} Hz) as: {}",
+        card.window,
+        card.window as f64 / FRAME_RATE_HZ,
+        card.classes.join(", ")
+    )?;
+    writeln!(out, "        trained on {} (assets/README.md)", card.data)?;
+    if let Some(metrics) = &card.held_out {
+        let baselines: Vec<String> = card
+            .baselines
+            .iter()
+            .filter_map(|b| {
+                let m = b.held_out.as_ref()?;
+                Some(format!("{} {:.1} %", b.name, m.accuracy * 100.0))
+            })
+            .collect();
+        writeln!(
+            out,
+            "        held-out accuracy {:.1} %, macro-F1 {:.3} ({} windows); baselines: {}",
+            metrics.accuracy * 100.0,
+            metrics.macro_f1,
+            metrics.samples,
+            baselines.join(", ")
+        )?;
+    }
+    writeln!(
+        out,
+        "frames  bundled frames.csv: {} frames x {FEATURES} features at {FRAME_RATE_HZ} Hz, one \
+         synthetic recording per class, not seen in training (see `aether synth --demo-scene`)",
         frames.len(),
-        synthetic::FRAME_RATE_HZ
     )?;
     writeln!(out, "head    {}", describe_config(&config))?;
     writeln!(out)?;
@@ -202,26 +244,27 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
 
     writeln!(
         out,
-        "Classification by the sparse backend, windows of {DEMO_WINDOW} frames (truth = the \
-         synthetic activity{}):",
-        if random_weights {
-            "; random weights, so argmax is noise"
-        } else {
-            ""
-        }
+        "Classification by the sparse backend, one window of {DEMO_WINDOW} frames per recording:"
     )?;
+    let mut correct = 0;
     for (index, logits) in sparse.windows.iter().enumerate() {
         let start = index * DEMO_WINDOW;
         let end = (start + DEMO_WINDOW).min(frames.len()) - 1;
-        let activity = truth
-            .activity_at(start)
-            .map_or("?", synthetic::Activity::name);
+        let actual = truth.class_at(end);
+        let argmax = crate::report::Decision::of(logits).argmax;
+        let decided = card.classes.get(argmax).map_or("?", String::as_str);
+        correct += usize::from(decided == actual);
         writeln!(
             out,
-            "  frames {start:>3}-{end:<3}  {activity:<8}  {}",
+            "  frames {start:>4}-{end:<4}  truth {actual:<8}  decided {decided:<8}  {}",
             decision_and_logits(logits)
         )?;
     }
+    writeln!(
+        out,
+        "  {correct} of {} recordings classified correctly",
+        sparse.windows.len()
+    )?;
     writeln!(out)?;
     writeln!(
         out,
@@ -251,13 +294,13 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
     let checks = agreement_checks(&runs, &config);
     writeln!(
         out,
-        "Checks (max |difference| of logits; tolerance {STREAM_TOLERANCE:.0e} streaming, \
-         {BACKEND_TOLERANCE:.0e} between backends;"
+        "Checks (max |difference| of logits / max(1, largest |logit|); tolerance \
+         {STREAM_TOLERANCE:.0e} streaming, {BACKEND_TOLERANCE:.0e} between backends;"
     )?;
     writeln!(
         out,
-        "        prefixes: every N in 1..={}, then every multiple of {DEMO_WINDOW} up to {}):",
-        (2 * DEMO_WINDOW).min(frames.len()),
+        "        prefixes: every N in 1..={}, then every multiple of {PREFIX_STEP} up to {}):",
+        EVERY_PREFIX_UP_TO.min(frames.len()),
         frames.len()
     )?;
     for check in &checks {
@@ -291,35 +334,21 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
             failed.label, failed.diff
         ))),
         None => {
-            writeln!(
-                out,
-                "All checks passed.{}",
-                if random_weights {
-                    " (Classifications are from random weights: meaningless until a trained \
-                     model replaces assets/default.rvne.)"
-                } else {
-                    ""
-                }
-            )?;
+            writeln!(out, "All checks passed.")?;
             Ok(())
         }
     }
 }
 
-/// True when `view` is exactly the default random-init blob for its header.
-fn is_random_init(view: RvneView<'_>) -> bool {
-    RvneBlob::random(view.header(), DEFAULT_SEED)
-        .is_ok_and(|blob| blob.as_bytes() == view.as_bytes())
-}
-
 /// Prefix lengths at which prefill is computed and compared: every length
-/// up to two windows (where the sparse pattern changes shape: window only,
-/// then strides and landmarks beyond it), then every window end and the
-/// whole sequence. Every prefix would cost O(n²) frames of prefill, which
-/// is seconds in a debug build for no extra coverage.
+/// up to [`EVERY_PREFIX_UP_TO`] (where the sparse pattern changes shape:
+/// window only, then strides and landmarks), then every
+/// [`PREFIX_STEP`] frames and the whole sequence. Every prefix would cost
+/// O(n²) frames of prefill, which is seconds in a debug build for no extra
+/// coverage.
 fn prefix_lengths(n: usize) -> Vec<usize> {
-    let mut lengths: Vec<usize> = (1..=n.min(2 * DEMO_WINDOW))
-        .chain((DEMO_WINDOW..=n).step_by(DEMO_WINDOW))
+    let mut lengths: Vec<usize> = (1..=n.min(EVERY_PREFIX_UP_TO))
+        .chain((PREFIX_STEP..=n).step_by(PREFIX_STEP))
         .chain([n])
         .collect();
     lengths.sort_unstable();
@@ -378,7 +407,7 @@ fn run_backend(
 fn worst_stream(run: &Run) -> f32 {
     run.prefill
         .iter()
-        .map(|(len, logits)| max_abs_diff(logits, &run.streamed[len - 1]))
+        .map(|(len, logits)| scaled_diff(logits, &run.streamed[len - 1]))
         .fold(0.0, f32::max)
 }
 
@@ -389,7 +418,7 @@ fn worst_prefill(a: &Run, b: &Run, keep: impl Fn(usize) -> bool) -> f32 {
         .iter()
         .zip(&b.prefill)
         .filter(|((len, _), _)| keep(*len))
-        .map(|((_, x), (_, y))| max_abs_diff(x, y))
+        .map(|((_, x), (_, y))| scaled_diff(x, y))
         .fold(0.0, f32::max)
 }
 
@@ -398,7 +427,7 @@ fn worst_windows(a: &Run, b: &Run) -> f32 {
     a.windows
         .iter()
         .zip(&b.windows)
-        .map(|(x, y)| max_abs_diff(x, y))
+        .map(|(x, y)| scaled_diff(x, y))
         .fold(0.0, f32::max)
 }
 
@@ -431,13 +460,10 @@ fn agreement_checks(runs: &[Run], config: &HeadConfig) -> Vec<Check> {
 
     // A prefix of N frames equals dense attention while N - 1 <= W.
     let covered = |len: usize| len <= config.window + 1;
-    let diff = worst_prefill(sparse, dense, covered).max(worst_windows(sparse, dense));
+    let diff = worst_prefill(sparse, dense, covered);
     checks.push(Check {
         outcome: Outcome::of(diff <= BACKEND_TOLERANCE),
-        label: format!(
-            "sparse == dense, N-1 <= W={}: prefixes and windows",
-            config.window
-        ),
+        label: format!("sparse == dense, N-1 <= W={}: prefixes", config.window),
         diff,
         note: String::new(),
     });
@@ -447,8 +473,9 @@ fn agreement_checks(runs: &[Run], config: &HeadConfig) -> Vec<Check> {
             // The sparse pattern leaves tokens out here, so a difference is
             // the expected outcome, not a failure.
             outcome: Outcome::Info,
-            label: "sparse vs dense, N-1 > W: longer prefixes".to_owned(),
-            diff: worst_prefill(sparse, dense, |len| !covered(len)),
+            label: "sparse vs dense, N-1 > W: longer prefixes and windows".to_owned(),
+            diff: worst_prefill(sparse, dense, |len| !covered(len))
+                .max(worst_windows(sparse, dense)),
             note: "differ, as they should: sparse attends to a subset".to_owned(),
         });
     }
@@ -489,7 +516,10 @@ const DECODE_TAIL: usize = 256;
 /// time and its ratio, then the decode-step latency at the end of a stream
 /// that long (O(log T) for sparse, O(T) for dense).
 fn long_window(out: &mut dyn Write, runs: &[Run], frames: usize) -> Result<(), CliError> {
-    let sequence = synthetic::random(frames, LONG_SEED);
+    // The generator makes recordings of at least MIN_FRAMES; a shorter
+    // long window takes the start of one.
+    let sequence = Scene::generate(LONG_SEED, frames.max(synthetic::MIN_FRAMES))?;
+    let sequence = &sequence.values()[..frames * FEATURES];
     let contenders: Vec<&Run> = runs
         .iter()
         .filter(|r| r.kind != BackendKind::Reference)
@@ -497,21 +527,17 @@ fn long_window(out: &mut dyn Write, runs: &[Run], frames: usize) -> Result<(), C
     let error = |e| CliError::model("long-window timing", e);
     writeln!(
         out,
-        "Long window: whole-model prefill over {} synthetic frames ({:.1} s at {} Hz), best of \
-         {REPEATS}:",
+        "Long window: whole-model prefill over {} synthetic frames ({:.1} s at {FRAME_RATE_HZ} \
+         Hz), best of {REPEATS}:",
         thousands(frames),
-        frames as f64 / synthetic::FRAME_RATE_HZ,
-        synthetic::FRAME_RATE_HZ
+        frames as f64 / FRAME_RATE_HZ,
     )?;
     let mut times = Vec::new();
     for run in &contenders {
         let mut best = Duration::MAX;
         for _ in 0..REPEATS {
             let start = Instant::now();
-            let logits = run
-                .model
-                .classify(black_box(&sequence.values))
-                .map_err(error)?;
+            let logits = run.model.classify(black_box(sequence)).map_err(error)?;
             best = best.min(start.elapsed());
             black_box(logits);
         }
@@ -546,7 +572,7 @@ fn long_window(out: &mut dyn Write, runs: &[Run], frames: usize) -> Result<(), C
         let mut stream = run.model.stream(frames).map_err(error)?;
         let mut logits = vec![0.0; run.model.n_classes()];
         let mut push = |t: usize| {
-            let frame = &sequence.values[t * FEATURES..(t + 1) * FEATURES];
+            let frame = &sequence[t * FEATURES..(t + 1) * FEATURES];
             run.model
                 .push(&mut stream, black_box(frame), &mut logits)
                 .map_err(error)
@@ -579,25 +605,29 @@ mod tests {
     /// labels the demo prints are the CSV's and anyone can remake the file.
     #[test]
     fn bundled_frames_are_the_generator_output() {
-        let expected = synthetic::bundled(BUNDLED_SEED).to_csv("aether synth --demo-scene");
+        let expected = Scene::bundled()
+            .unwrap()
+            .to_csv("aether synth --demo-scene");
         assert!(
             BUNDLED_FRAMES == expected,
             "assets/frames.csv differs from `aether synth --demo-scene`; regenerate it"
         );
     }
 
-    /// The committed blob is `aether init`'s default output (until a trained
-    /// model replaces it; then this test and the disclaimer go together).
+    /// The card belongs to the blob: same class count, input width and
+    /// layers, and a window the scene's recordings fill.
     #[test]
-    fn bundled_model_is_the_default_random_init() {
-        let view = RvneView::parse(BUNDLED_MODEL).unwrap();
-        assert_eq!(BUNDLED_MODEL.len(), 41_244);
-        assert!(is_random_init(view));
-    }
-
-    #[test]
-    fn windows_fit_the_dense_equality_rule() {
-        let config = HeadConfig::default_aether();
-        assert!(DEMO_WINDOW - 1 <= config.window);
+    fn bundled_card_describes_the_bundled_model() {
+        let header = RvneView::parse(BUNDLED_MODEL).unwrap().header();
+        let card: Sidecar = serde_json::from_str(BUNDLED_CARD).unwrap();
+        assert_eq!(card.classes.len(), usize::from(header.n_classes));
+        assert_eq!(card.input_dim, usize::from(header.input_dim));
+        assert_eq!(card.n_layers, usize::from(header.n_layers));
+        assert_eq!(card.window, DEMO_WINDOW);
+        assert_eq!(card.head.q_heads, usize::from(header.n_q_heads));
+        assert_eq!(
+            card.classes,
+            aether_dataset::synthetic::CLASSES.map(str::to_owned)
+        );
     }
 }

@@ -19,9 +19,9 @@ mod inspect;
 mod packet;
 mod report;
 mod runtime;
+mod scene;
 mod sidecar;
 mod synth;
-mod synthetic;
 mod train;
 
 use std::io::Write as _;

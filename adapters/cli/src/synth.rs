@@ -4,9 +4,10 @@
 //! The generator is the `aether-dataset` library's (documented in
 //! `docs/training-data.md`), so `aether synth | aether train --data -`
 //! style experiments and `aether train --data synthetic` see the same
-//! recordings for the same seed. `--demo-scene` writes instead the
-//! unlabelled scene the demo classifies (`assets/frames.csv`, see
-//! `assets/README.md`), which keeps that asset reproducible.
+//! recordings for the same seed. `--demo-scene` writes instead the scene
+//! the demo classifies (`assets/frames.csv`: one recording per class, as
+//! plain frames; see `assets/README.md`), which keeps that asset
+//! reproducible.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use clap::Args;
 use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::init::parse_seed;
-use crate::synthetic as scene;
+use crate::scene::{FEATURES, Scene};
 
 /// Arguments of `aether synth`.
 #[derive(Debug, Args)]
@@ -37,8 +38,8 @@ pub(crate) struct SynthArgs {
     /// Seed, decimal or 0x-hex.
     #[arg(long, default_value = "1", value_parser = parse_seed)]
     seed: u64,
-    /// Write the demo's bundled scene instead (still, walking, gesture,
-    /// sit-down, still, fall; 32 frames each at 20 frames/s; unlabelled).
+    /// Write the demo's bundled scene instead: one 256-frame recording per
+    /// class, as plain frames (what `aether classify` reads).
     #[arg(long, conflicts_with_all = ["input_dim", "frames", "per_class", "seed"])]
     demo_scene: bool,
     /// Overwrite FILE if it exists.
@@ -49,9 +50,12 @@ pub(crate) struct SynthArgs {
 /// Generates and writes the CSV.
 pub(crate) fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (text, summary) = if args.demo_scene {
-        let sequence = scene::bundled(scene::BUNDLED_SEED);
-        let summary = format!("{} frames of {} values", sequence.frames(), scene::FEATURES);
-        (sequence.to_csv("aether synth --demo-scene"), summary)
+        let scene = Scene::bundled()?;
+        let summary = format!(
+            "{} frames of {FEATURES} values",
+            scene.values().len() / FEATURES
+        );
+        (scene.to_csv("aether synth --demo-scene"), summary)
     } else {
         let config = synthetic::SynthConfig {
             input_dim: args.input_dim as usize,

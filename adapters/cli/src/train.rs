@@ -44,9 +44,10 @@ pub(crate) struct TrainArgs {
     /// missing head-shape keys default to the AETHER shape.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Passes over the training windows.
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    epochs: u32,
+    /// Passes over the training windows [default: the trainer's, 20; see
+    /// docs/training.md].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    epochs: Option<u32>,
     /// Frames per window.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     window: u32,
@@ -71,12 +72,13 @@ pub(crate) struct TrainArgs {
     /// Attention layers.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     layers: u32,
-    /// Windows per optimizer step.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    batch_size: u32,
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = 3e-3)]
-    learning_rate: f64,
+    /// Windows per optimizer step [default: the trainer's, 16].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batch_size: Option<u32>,
+    /// Peak AdamW learning rate, decayed along a half cosine [default: the
+    /// trainer's, 0.01].
+    #[arg(long)]
+    learning_rate: Option<f64>,
     /// Fraction of the recordings held out (without --test).
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -105,15 +107,16 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
     let head = head_config(args.config.as_deref())?;
     let window = args.window as usize;
     let (data, source) = load(args, window)?;
+    let defaults = TrainConfig::default().schedule;
     let config = TrainConfig {
         head,
         n_layers: args.layers as usize,
         options: ModelOptions::default(),
         schedule: Schedule {
-            epochs: args.epochs as usize,
-            batch_size: args.batch_size as usize,
-            learning_rate: args.learning_rate,
-            weight_decay: TrainConfig::default().schedule.weight_decay,
+            epochs: args.epochs.map_or(defaults.epochs, |n| n as usize),
+            batch_size: args.batch_size.map_or(defaults.batch_size, |n| n as usize),
+            learning_rate: args.learning_rate.unwrap_or(defaults.learning_rate),
+            weight_decay: defaults.weight_decay,
             seed: args.seed,
         },
     };
@@ -181,7 +184,12 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
         held_out: trained.held_out.clone(),
         history: trained.history.clone(),
         baselines,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        // `aether` rather than the path the binary was started by, so a card
+        // reads the same whoever made it.
+        command: std::iter::once("aether".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
     };
     let json = serde_json::to_string_pretty(&card).map_err(std::io::Error::other)? + "\n";
     write_file(&args.out, blob.as_bytes())?;

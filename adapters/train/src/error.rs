@@ -43,9 +43,12 @@ pub enum TrainError {
     Weights(String),
     /// The loss of a batch was NaN or infinite; training stopped there
     /// because every later step would only spread it into the weights.
+    /// The message counts from 1, as the per-epoch table does.
     #[error(
-        "the training loss became non-finite at epoch {epoch}, batch {batch}; lower the \
-         learning rate or check the input scale"
+        "the training loss became non-finite at epoch {}, batch {}; lower the learning rate \
+         or check the input scale",
+        .epoch + 1,
+        .batch + 1
     )]
     NonFiniteLoss {
         /// Epoch (0-based).
