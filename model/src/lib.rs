@@ -42,11 +42,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
 pub use crate::layout::{Layout, MatrixKind, MatrixSpan};
 pub use crate::rng::{DEFAULT_SEED, XorShift64Star};
 pub use crate::shape::{ModelShape, ShapeError};
 pub use crate::weights::{ModelWeights, WeightsError};
+use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
 
 use crate::linear::Linear;
 

@@ -4,10 +4,10 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::{DEFAULT_SEED, MatrixKind, ModelShape, ModelWeights};
 use aether_dense::DenseBackend;
 use aether_domain::{AttentionError, BackendKind, HeadConfig};
 use aether_reference::ReferenceBackend;
-use crate::{DEFAULT_SEED, MatrixKind, ModelShape, ModelWeights};
 
 use super::*;
 
@@ -107,10 +107,7 @@ fn streaming_equals_prefill_at_every_frame() {
             &by_reference.classify(short).unwrap(),
             &by_dense.classify(short).unwrap(),
         );
-        assert!(
-            err <= TOLERANCE,
-            "scale {scale} reference vs dense: {err}"
-        );
+        assert!(err <= TOLERANCE, "scale {scale} reference vs dense: {err}");
         // Beyond the window the pattern differs from dense, so must the logits.
         let long_gap = max_abs_diff(
             &by_reference.classify(&x).unwrap(),

@@ -8,11 +8,11 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::{DEFAULT_SEED, MatrixKind, ModelShape, ModelWeights};
 use aether_domain::{
     AttentionBackend, AttentionError, BackendKind, CacheDtype, Eviction, HeadConfig,
 };
 use aether_reference::ReferenceBackend;
-use crate::{DEFAULT_SEED, MatrixKind, ModelShape, ModelWeights};
 use aether_sparse::SparseBackend;
 
 use super::{aether_config, frames};
@@ -43,10 +43,7 @@ fn at(layer: usize, kind: MatrixKind, row: usize, col: usize) -> usize {
 
 /// Body index of `[row][col]` of the classifier.
 fn at_classifier(row: usize, col: usize) -> usize {
-    let span = ModelShape::DEFAULT_AETHER
-        .layout()
-        .unwrap()
-        .classifier();
+    let span = ModelShape::DEFAULT_AETHER.layout().unwrap().classifier();
     span.offset + row * span.cols + col
 }
 
@@ -406,9 +403,11 @@ fn a_failed_push_leaves_the_stream_unchanged() {
                     ..aether_config(BackendKind::Reference)
                 };
                 let what = format!("{trigger:?} {dtype:?} {eviction:?}");
-                let by_reference =
-                    TemporalModel::new(blob.clone(), ReferenceBackend::new(config.clone()).unwrap())
-                        .unwrap();
+                let by_reference = TemporalModel::new(
+                    blob.clone(),
+                    ReferenceBackend::new(config.clone()).unwrap(),
+                )
+                .unwrap();
                 let by_sparse = TemporalModel::new(
                     blob.clone(),
                     SparseBackend::new(HeadConfig {
