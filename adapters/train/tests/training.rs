@@ -117,7 +117,8 @@ fn overflowing_scores_stop_with_non_finite_loss() {
         matches!(err, TrainError::NonFiniteLoss { epoch: 0, batch: 0 }),
         "{err}"
     );
-    assert!(err.to_string().contains("epoch 0, batch 0"));
+    // The fields count from 0, the message from 1 (as the CLI's table).
+    assert!(err.to_string().contains("epoch 1, batch 1"), "{err}");
 }
 
 #[test]
