@@ -577,6 +577,41 @@ impl<B: AttentionBackend> TemporalModel<B> {
     pub fn classify_into(&self, frames: &[f32], logits: &mut [f32]) -> Result<(), ModelError> {
         let n = self.check_frames(frames, 0)?;
         self.check_logits(logits)?;
+        let x = self.layers_forward(frames, n)?;
+        let mut out = vec![0.0; logits.len()];
+        self.classifier()
+            .apply(&x[(n - 1) * self.input_dim()..], &mut out);
+        check_stage(&out, out.len(), Stage::Classifier, n - 1)?;
+        logits.copy_from_slice(&out);
+        Ok(())
+    }
+
+    /// The embedding of `frames`: the last frame's row after the last
+    /// layer (`D` values), the vector the classifier reads. Why: comparing
+    /// two models (sparse against dense attention, say) by their
+    /// classifications alone hides how differently they represent the
+    /// same windows; nearest neighbours in this space show it.
+    ///
+    /// # Errors
+    /// As [`classify_into`](Self::classify_into), with
+    /// [`ModelError::LogitsLength`] naming `D` when `out` is not `D`
+    /// values. On error `out` is unchanged.
+    pub fn embedding_into(&self, frames: &[f32], out: &mut [f32]) -> Result<(), ModelError> {
+        let n = self.check_frames(frames, 0)?;
+        if out.len() != self.input_dim() {
+            return Err(ModelError::LogitsLength {
+                expected: self.input_dim(),
+                actual: out.len(),
+            });
+        }
+        let x = self.layers_forward(frames, n)?;
+        out.copy_from_slice(&x[(n - 1) * self.input_dim()..]);
+        Ok(())
+    }
+
+    /// Every layer over `n` checked frames: the residual stream after the
+    /// last layer, `n × D`, each stage checked as it is computed.
+    fn layers_forward(&self, frames: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
         let config = self.backend.config();
         let (d, q_heads, kv_heads) = (config.head_dim, config.q_heads, config.kv_heads);
         let input_dim = self.input_dim();
@@ -602,11 +637,7 @@ impl<B: AttentionBackend> TemporalModel<B> {
             }
             check_stage(&x, input_dim, Stage::Output { layer }, 0)?;
         }
-        let mut out = vec![0.0; logits.len()];
-        self.classifier().apply(&x[(n - 1) * input_dim..], &mut out);
-        check_stage(&out, out.len(), Stage::Classifier, n - 1)?;
-        logits.copy_from_slice(&out);
-        Ok(())
+        Ok(x)
     }
 
     /// [`classify_into`](Self::classify_into) returning a new vector.

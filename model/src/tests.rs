@@ -265,6 +265,36 @@ fn non_causal_heads_cannot_stream() {
     assert_eq!(model.classify(&frames(3, 16, 2)).unwrap().len(), 4);
 }
 
+/// The embedding is what the classifier reads: times Wc it gives the
+/// logits, bit for bit (the same row-vector product).
+#[test]
+fn the_embedding_times_the_classifier_is_the_logits() {
+    let weights = default_weights(5);
+    let wc = weights.matrix(WeightMatrix::Classifier).unwrap().to_vec();
+    let model = TemporalModel::new(
+        weights,
+        ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
+    )
+    .unwrap();
+    let x = frames(40, 16, 9);
+    let mut embedding = [0.0_f32; 16];
+    model.embedding_into(&x, &mut embedding).unwrap();
+    let mut logits = [0.0_f32; 4];
+    for (r, &e) in embedding.iter().enumerate() {
+        for (c, l) in logits.iter_mut().enumerate() {
+            *l += e * wc[r * 4 + c];
+        }
+    }
+    assert_eq!(logits.to_vec(), model.classify(&x).unwrap());
+    assert_eq!(
+        model.embedding_into(&x, &mut [0.0; 4]).unwrap_err(),
+        ModelError::LogitsLength {
+            expected: 16,
+            actual: 4
+        }
+    );
+}
+
 /// Random weights of the default AETHER shape.
 fn default_weights(seed: u64) -> ModelWeights {
     ModelWeights::random(ModelShape::DEFAULT_AETHER, seed).unwrap()
