@@ -120,6 +120,34 @@ impl Default for Difficulty {
     }
 }
 
+impl Difficulty {
+    /// The harder variant (`docs/training-data.md`, "The hard variant"):
+    /// weaker and noisier signals, more subject variation (gain, offset,
+    /// breathing), and confusable classes — falls nearly as slow as the
+    /// fastest sit-downs, sways barely above the noise, small waves. Why:
+    /// the default set is the trainer's sanity check; this one separates
+    /// models that only just pass it.
+    #[must_use]
+    pub fn hard() -> Self {
+        Self {
+            gain: (0.5, 2.0),
+            offset: 0.5,
+            noise: (0.02, 0.05),
+            breathing_hz: (0.1, 0.5),
+            breathing: (0.02, 0.08),
+            walking: (0.03, 0.08),
+            gait_hz: (1.4, 2.4),
+            fall_s: (0.3, 0.7),
+            impact: (0.08, 0.25),
+            sit_s: (0.6, 1.2),
+            micro: (0.01, 0.04),
+            wave: (0.06, 0.15),
+            wave_hz: (1.5, 3.0),
+            wave_rise_s: (0.2, 0.8),
+        }
+    }
+}
+
 /// The synthetic set with the default [`Difficulty`]: `per_class`
 /// sequences of each class in [`CLASSES`] order, ids like `still-007`,
 /// each labelled with its class on every frame.

@@ -202,3 +202,24 @@ fn bad_configs_are_refused() {
         Err(DatasetError::BadSynthConfig { field: "class", .. })
     ));
 }
+
+/// The hard variant is a different value of the same generator: the same
+/// shapes and labels, other values, still finite and deterministic.
+#[test]
+fn the_hard_variant_changes_values_not_structure() {
+    let config = small(11);
+    let easy = synthetic::recordings(&config).unwrap();
+    let hard = synthetic::recordings_with(&config, &Difficulty::hard()).unwrap();
+    assert_eq!(easy.classes, hard.classes);
+    assert_eq!(easy.sequences.len(), hard.sequences.len());
+    for (e, h) in easy.sequences.iter().zip(&hard.sequences) {
+        assert_eq!(
+            (&e.id, &e.labels, e.frames.len()),
+            (&h.id, &h.labels, h.frames.len())
+        );
+        assert_ne!(e.frames, h.frames);
+        assert!(h.frames.iter().all(|v| v.is_finite()));
+    }
+    let again = synthetic::recordings_with(&config, &Difficulty::hard()).unwrap();
+    assert_eq!(hard, again);
+}
