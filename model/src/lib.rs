@@ -44,7 +44,7 @@ use core::fmt;
 
 pub use crate::layout::{Layout, MatrixKind, MatrixSpan};
 pub use crate::rng::{DEFAULT_SEED, XorShift64Star};
-pub use crate::shape::{ModelShape, ShapeError};
+pub use crate::shape::{ModelOptions, ModelShape, Norm, ShapeError};
 pub use crate::weights::{ModelWeights, WeightsError};
 use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
 
@@ -143,6 +143,13 @@ pub enum ModelError {
     /// The attention backend refused (e.g. a full cache, a non-causal head).
     #[error(transparent)]
     Attention(#[from] AttentionError),
+    /// The weights use version-2 options this build's forward pass does
+    /// not compute yet (`docs/model.md`, "Version 2: options").
+    #[error("the weights use model options {options:?}; this model runs version 1 only")]
+    UnsupportedOptions {
+        /// The weights' options.
+        options: ModelOptions,
+    },
 }
 
 impl ModelError {
@@ -181,13 +188,18 @@ impl From<aether_domain::ShapeError> for ModelError {
 /// A weight matrix of the model, as errors and reports name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightMatrix {
-    /// One of a layer's four projections.
+    /// One of a layer's matrices (the four projections, and the
+    /// version-2 norms, convolution and MLP).
     Layer {
         /// The layer (0-based).
         layer: usize,
-        /// Which projection.
+        /// Which matrix.
         kind: MatrixKind,
     },
+    /// γ of the norm before the classifier (version 2 with a norm).
+    FinalNormScale,
+    /// β of the norm before the classifier (version 2 with a layer norm).
+    FinalNormShift,
     /// The classifier Wc.
     Classifier,
 }
@@ -213,32 +225,49 @@ impl WeightMatrix {
                     .then_some((Self::Layer { layer, kind }, span))
             })?
         } else {
-            (Self::Classifier, layout.classifier())
+            layout.parts().find(|(matrix, span)| {
+                !matches!(matrix, Self::Layer { .. }) && span.range().contains(&index)
+            })?
         };
         let within = index - span.offset;
         Some((matrix, within / span.cols, within % span.cols))
     }
 
-    /// `Wq`, `Wk`, `Wv`, `Wo` or `Wc`.
+    /// `Wq`, `Wk`, `Wv`, `Wo`, `Wc`; `γ1`, `β1`, `Wconv`, `γ2`, `β2`, `W1`,
+    /// `b1`, `W2`, `b2`, `γf`, `βf` (version 2, `docs/model.md`).
     #[must_use]
     pub const fn short_name(self) -> &'static str {
         match self {
             Self::Layer { kind, .. } => match kind {
+                MatrixKind::Norm1Scale => "γ1",
+                MatrixKind::Norm1Shift => "β1",
+                MatrixKind::Conv => "Wconv",
                 MatrixKind::Query => "Wq",
                 MatrixKind::Key => "Wk",
                 MatrixKind::Value => "Wv",
                 MatrixKind::Output => "Wo",
+                MatrixKind::Norm2Scale => "γ2",
+                MatrixKind::Norm2Shift => "β2",
+                MatrixKind::Up => "W1",
+                MatrixKind::UpBias => "b1",
+                MatrixKind::Down => "W2",
+                MatrixKind::DownBias => "b2",
             },
+            Self::FinalNormScale => "γf",
+            Self::FinalNormShift => "βf",
             Self::Classifier => "Wc",
         }
     }
 }
 
-/// `layer 0 Wq`, `classifier Wc`.
+/// `layer 0 Wq`, `final norm γf`, `classifier Wc`.
 impl fmt::Display for WeightMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Layer { layer, .. } => write!(f, "layer {layer} {}", self.short_name()),
+            Self::FinalNormScale | Self::FinalNormShift => {
+                write!(f, "final norm {}", self.short_name())
+            }
             Self::Classifier => f.write_str("classifier Wc"),
         }
     }
@@ -446,8 +475,9 @@ impl<B: AttentionBackend> TemporalModel<B> {
     ///
     /// # Errors
     /// [`ModelError::HeadMismatch`] when the weights' q/kv heads or head
-    /// dim are not the backend config's; [`ModelError::NonFiniteWeight`]
-    /// for a NaN or infinite weight.
+    /// dim are not the backend config's; [`ModelError::UnsupportedOptions`]
+    /// for version-2 options; [`ModelError::NonFiniteWeight`] for a NaN or
+    /// infinite weight.
     pub fn new(weights: ModelWeights, backend: B) -> Result<Self, ModelError> {
         let shape = weights.shape();
         let config = backend.config();
@@ -460,6 +490,11 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 config_q: config.q_heads,
                 config_kv: config.kv_heads,
                 config_dim: config.head_dim,
+            });
+        }
+        if !shape.options.is_v1() {
+            return Err(ModelError::UnsupportedOptions {
+                options: shape.options,
             });
         }
         if let Some((index, matrix, row, col, value)) = weights.first_non_finite() {

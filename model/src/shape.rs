@@ -7,7 +7,48 @@
 
 use crate::layout::Layout;
 
-/// `D`, `Hq`, `Hkv`, `d`, `L`, `C` of `docs/model.md`.
+/// The per-layer normalisation of model version 2 (`docs/model.md`,
+/// "Version 2: options").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Norm {
+    /// No normalisation (version 1).
+    #[default]
+    None,
+    /// LayerNorm: centre, scale to unit variance, then `γ`, `β`.
+    Layer,
+    /// RMSNorm: scale to unit root mean square, then `γ`.
+    Rms,
+}
+
+/// The options of model version 2; all off is version 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ModelOptions {
+    /// Pre-norms before each branch and the classifier.
+    pub norm: Norm,
+    /// Taps of the causal depthwise convolution on the attention branch's
+    /// input; 0 is off, otherwise at least 2.
+    pub conv_taps: usize,
+    /// Hidden width of the per-layer ReLU MLP; 0 is off.
+    pub mlp_hidden: usize,
+}
+
+impl ModelOptions {
+    /// Every option off: the version-1 model.
+    pub const V1: Self = Self {
+        norm: Norm::None,
+        conv_taps: 0,
+        mlp_hidden: 0,
+    };
+
+    /// Whether every option is off (the model is version 1).
+    #[must_use]
+    pub const fn is_v1(&self) -> bool {
+        matches!(self.norm, Norm::None) && self.conv_taps == 0 && self.mlp_hidden == 0
+    }
+}
+
+/// `D`, `Hq`, `Hkv`, `d`, `L`, `C` of `docs/model.md`, and the version-2
+/// options.
 ///
 /// A `ModelShape` may be invalid (say, `n_layers == 0`);
 /// [`ModelShape::validate`] and everything that builds weights reject
@@ -26,6 +67,8 @@ pub struct ModelShape {
     pub n_layers: usize,
     /// C: output classes.
     pub n_classes: usize,
+    /// Version-2 options ([`ModelOptions::V1`]: none).
+    pub options: ModelOptions,
 }
 
 /// Why a shape is not a model.
@@ -54,6 +97,10 @@ pub enum ShapeError {
         /// Classes declared.
         n_classes: usize,
     },
+    /// A convolution of one tap: it would be a per-feature scale, not a
+    /// view of past frames; 0 means off.
+    #[error("conv_taps is 1; use 0 (off) or at least 2")]
+    ConvTaps,
     /// The weight count does not fit in `usize`.
     #[error("the weight count overflows usize")]
     SizeOverflow,
@@ -69,11 +116,13 @@ impl ModelShape {
         head_dim: 32,
         n_layers: 2,
         n_classes: 4,
+        options: ModelOptions::V1,
     };
 
     /// Checks the rules of `docs/model.md`, in this order: non-zero
     /// `input_dim`, `n_q_heads`, `n_kv_heads`, `head_dim`; `n_q_heads %
-    /// n_kv_heads == 0`; `n_layers >= 1`; `n_classes >= 2`.
+    /// n_kv_heads == 0`; `n_layers >= 1`; `n_classes >= 2`; `conv_taps !=
+    /// 1`.
     ///
     /// # Errors
     /// The first rule that fails.
@@ -104,6 +153,9 @@ impl ModelShape {
             return Err(ShapeError::TooFewClasses {
                 n_classes: self.n_classes,
             });
+        }
+        if self.options.conv_taps == 1 {
+            return Err(ShapeError::ConvTaps);
         }
         Ok(())
     }

@@ -50,6 +50,7 @@ fn one_layer_by_hand() {
         head_dim: 1,
         n_layers: 1,
         n_classes: 2,
+        options: crate::ModelOptions::V1,
     };
     // Wq [2][1], Wk [2][1], Wv [2][1], Wo [1][2], Wc [2][2].
     let weights = vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, -0.5, 1.0, 2.0, 3.0, 4.0];
@@ -301,3 +302,110 @@ fn default_weights(seed: u64) -> ModelWeights {
 }
 
 mod non_finite;
+
+/// Version 2's body (`docs/model.md`, "Body order, version 2"): the
+/// weight count is the sum of every present part, parts sit in body
+/// order, neutral parts start neutral, and a v1 shape is unchanged.
+#[test]
+fn version_2_layout_follows_the_documented_body_order() {
+    use crate::{ModelOptions, Norm};
+    let (d, h, k) = (16, 24, 3);
+    let options = ModelOptions {
+        norm: Norm::Layer,
+        conv_taps: k,
+        mlp_hidden: h,
+    };
+    let shape = ModelShape {
+        options,
+        ..ModelShape::DEFAULT_AETHER
+    };
+    let v1 = ModelShape::DEFAULT_AETHER.weight_count().unwrap();
+    let per_layer_extra = 2 * d + k * d + 2 * d + d * h + h + h * d + d;
+    assert_eq!(
+        shape.weight_count().unwrap(),
+        v1 + 2 * per_layer_extra + 2 * d
+    );
+    let layout = shape.layout().unwrap();
+    let names: Vec<&str> = layout.parts().map(|(m, _)| m.short_name()).collect();
+    let layer = [
+        "γ1", "β1", "Wconv", "Wq", "Wk", "Wv", "Wo", "γ2", "β2", "W1", "b1", "W2", "b2",
+    ];
+    let expected: Vec<&str> = layer
+        .iter()
+        .chain(&layer)
+        .chain(&["γf", "βf", "Wc"])
+        .copied()
+        .collect();
+    assert_eq!(names, expected);
+    // Spans tile the body without gaps.
+    let mut next = 0;
+    for span in layout.spans() {
+        assert_eq!(span.offset, next);
+        next += span.len();
+    }
+    assert_eq!(next, layout.weight_count());
+
+    let weights = ModelWeights::random(shape, 3).unwrap();
+    let conv = weights
+        .matrix(WeightMatrix::Layer {
+            layer: 1,
+            kind: MatrixKind::Conv,
+        })
+        .unwrap();
+    assert!(conv[..d].iter().all(|&w| w == 1.0) && conv[d..].iter().all(|&w| w == 0.0));
+    assert!(
+        weights
+            .matrix(WeightMatrix::FinalNormScale)
+            .unwrap()
+            .iter()
+            .all(|&w| w == 1.0)
+    );
+    assert!(
+        weights
+            .matrix(WeightMatrix::FinalNormShift)
+            .unwrap()
+            .iter()
+            .all(|&w| w == 0.0)
+    );
+    // Index → matrix agrees with the spans for a v2 part.
+    let b1 = layout.matrix(0, MatrixKind::UpBias).unwrap();
+    assert_eq!(
+        WeightMatrix::locate(&layout, b1.offset + 5),
+        Some((
+            WeightMatrix::Layer {
+                layer: 0,
+                kind: MatrixKind::UpBias
+            },
+            0,
+            5
+        ))
+    );
+    // RMS norms have no shift; a 1-tap convolution is refused.
+    let rms = ModelShape {
+        options: ModelOptions {
+            norm: Norm::Rms,
+            ..ModelOptions::V1
+        },
+        ..ModelShape::DEFAULT_AETHER
+    };
+    assert_eq!(rms.weight_count().unwrap(), v1 + 2 * d + d);
+    let one_tap = ModelShape {
+        options: ModelOptions {
+            conv_taps: 1,
+            ..ModelOptions::V1
+        },
+        ..ModelShape::DEFAULT_AETHER
+    };
+    assert_eq!(one_tap.layout(), Err(crate::ShapeError::ConvTaps));
+    // (The version-1 init bits are pinned by `aether init`'s CRC and the
+    // golden blob.)
+    // The forward pass does not compute version 2 yet: refused, typed.
+    assert_eq!(
+        TemporalModel::new(
+            weights,
+            ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap()
+        )
+        .unwrap_err(),
+        ModelError::UnsupportedOptions { options }
+    );
+}

@@ -10,7 +10,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::layout::{Layout, MatrixSpan};
+use crate::layout::{Layout, MatrixKind, MatrixSpan};
 use crate::rng::XorShift64Star;
 use crate::shape::{ModelShape, ShapeError};
 use crate::{NonFiniteValue, WeightMatrix};
@@ -66,14 +66,19 @@ impl ModelWeights {
     /// Deterministic random weights: the same `shape` and `seed` give the
     /// same bits on every run and platform.
     ///
-    /// Weights are drawn in body order from [`XorShift64Star`] seeded with
-    /// `seed`, each uniform in `[-s, s)` with `s = 1/sqrt(fan_in)`, where
-    /// `fan_in` is the matrix's row count (its input width). That keeps
-    /// every projection's output at roughly the scale of its input (the
-    /// variance of each `y[c]` is `|x|²/(3·fan_in)`), so a random model's
-    /// logits are finite and small; with the default AETHER shape `s` is
-    /// 0.25 for Wq/Wk/Wv/Wc and about 0.088 for Wo. The scale is computed
-    /// in f64 (correctly rounded `sqrt`) and rounded once to f32.
+    /// Matrices that map one width to another (Wq, Wk, Wv, Wo, Wc and the
+    /// MLP's W1, W2) are drawn in body order from [`XorShift64Star`] seeded
+    /// with `seed`, each weight uniform in `[-s, s)` with
+    /// `s = 1/sqrt(fan_in)`, where `fan_in` is the matrix's row count (its
+    /// input width). That keeps every projection's output at roughly the
+    /// scale of its input (the variance of each `y[c]` is
+    /// `|x|²/(3·fan_in)`), so a random model's logits are finite and small;
+    /// with the default AETHER shape `s` is 0.25 for Wq/Wk/Wv/Wc and about
+    /// 0.088 for Wo. The scale is computed in f64 (correctly rounded
+    /// `sqrt`) and rounded once to f32. The version-2 parts start neutral
+    /// and draw nothing: norm scales 1, shifts and biases 0, the
+    /// convolution the identity (tap 0 is 1, older taps 0). So a version-1
+    /// shape draws exactly the sequence it always has.
     ///
     /// # Errors
     /// A [`ModelShape::layout`] error.
@@ -81,9 +86,41 @@ impl ModelWeights {
         let layout = shape.layout()?;
         let mut rng = XorShift64Star::new(seed);
         let mut values = Vec::with_capacity(layout.weight_count());
-        for span in layout.spans() {
-            let scale = (1.0 / libm::sqrt(span.rows as f64)) as f32;
-            values.extend((0..span.len()).map(|_| rng.next_symmetric(scale)));
+        for (matrix, span) in layout.parts() {
+            match matrix {
+                WeightMatrix::FinalNormScale
+                | WeightMatrix::Layer {
+                    kind: MatrixKind::Norm1Scale | MatrixKind::Norm2Scale,
+                    ..
+                } => values.extend((0..span.len()).map(|_| 1.0)),
+                WeightMatrix::Layer {
+                    kind: MatrixKind::Conv,
+                    ..
+                } => values.extend((0..span.len()).map(|i| if i < span.cols { 1.0 } else { 0.0 })),
+                WeightMatrix::FinalNormShift
+                | WeightMatrix::Layer {
+                    kind:
+                        MatrixKind::Norm1Shift
+                        | MatrixKind::Norm2Shift
+                        | MatrixKind::UpBias
+                        | MatrixKind::DownBias,
+                    ..
+                } => values.extend((0..span.len()).map(|_| 0.0)),
+                WeightMatrix::Classifier
+                | WeightMatrix::Layer {
+                    kind:
+                        MatrixKind::Query
+                        | MatrixKind::Key
+                        | MatrixKind::Value
+                        | MatrixKind::Output
+                        | MatrixKind::Up
+                        | MatrixKind::Down,
+                    ..
+                } => {
+                    let scale = (1.0 / libm::sqrt(span.rows as f64)) as f32;
+                    values.extend((0..span.len()).map(|_| rng.next_symmetric(scale)));
+                }
+            }
         }
         Ok(Self {
             shape,
@@ -141,6 +178,8 @@ impl ModelWeights {
     pub const fn span(&self, matrix: WeightMatrix) -> Option<MatrixSpan> {
         match matrix {
             WeightMatrix::Layer { layer, kind } => self.layout.matrix(layer, kind),
+            WeightMatrix::FinalNormScale => self.layout.final_norm(false),
+            WeightMatrix::FinalNormShift => self.layout.final_norm(true),
             WeightMatrix::Classifier => Some(self.layout.classifier()),
         }
     }

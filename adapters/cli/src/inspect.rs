@@ -76,12 +76,14 @@ pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliErro
         "matrices    row-major [in][out], y = x·W, in body order"
     )?;
     for layer in view.layers() {
-        for kind in MatrixKind::BODY_ORDER {
+        for kind in MatrixKind::PROJECTIONS {
             let id = WeightMatrix::Layer {
                 layer: layer.index(),
                 kind,
             };
-            matrix_line(out, id, layer.matrix(kind))?;
+            if let Some(matrix) = layer.matrix(kind) {
+                matrix_line(out, id, matrix)?;
+            }
         }
     }
     matrix_line(out, WeightMatrix::Classifier, view.classifier())?;

@@ -125,6 +125,13 @@ pub enum RvneError {
         /// The model's value.
         value: usize,
     },
+    /// Writer: the model uses version-2 options (`docs/model.md`), which a
+    /// version-1 blob cannot carry, and this crate writes version 1 only.
+    #[error(
+        "the model uses version-2 options (norm, conv_taps or mlp_hidden); .rvne version 2 \
+         is not implemented yet, so only version-1 models can be written"
+    )]
+    NeedsVersion2,
     /// Accessor: a layer index at or past `n_layers`.
     #[error("layer {layer} does not exist; the model has {n_layers} layers")]
     LayerOutOfRange {

@@ -6,7 +6,7 @@
 //! through [`Header::validate`].
 
 use crate::error::RvneError;
-use aether_model::{Layout, ModelShape, ShapeError};
+use aether_model::{Layout, ModelOptions, ModelShape, ShapeError};
 
 /// The magic number at offset 0, a little-endian `u32`
 /// (`docs/rvne-format.md`).
@@ -131,6 +131,7 @@ impl Header {
             head_dim: self.head_dim as usize,
             n_layers: self.n_layers as usize,
             n_classes: self.n_classes as usize,
+            options: ModelOptions::V1,
         }
     }
 
@@ -138,8 +139,12 @@ impl Header {
     ///
     /// # Errors
     /// [`RvneError::FieldTooLarge`] naming the first dimension above the
-    /// format's `u16` fields.
+    /// format's `u16` fields; [`RvneError::NeedsVersion2`] for a shape with
+    /// version-2 options.
     pub fn from_shape(shape: ModelShape, element_type: ElementType) -> Result<Self, RvneError> {
+        if !shape.options.is_v1() {
+            return Err(RvneError::NeedsVersion2);
+        }
         let field = |name: &'static str, value: usize| {
             u16::try_from(value).map_err(|_| RvneError::FieldTooLarge { field: name, value })
         };
@@ -283,7 +288,8 @@ const fn shape_error(error: ShapeError, header: &Header) -> RvneError {
         ShapeError::TooFewClasses { .. } => RvneError::TooFewClasses {
             n_classes: header.n_classes,
         },
-        ShapeError::SizeOverflow => RvneError::SizeOverflow,
+        // A version-1 header cannot declare a convolution.
+        ShapeError::SizeOverflow | ShapeError::ConvTaps => RvneError::SizeOverflow,
     }
 }
 

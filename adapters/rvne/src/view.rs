@@ -371,14 +371,16 @@ impl<'a> Layer<'a> {
         self.wo
     }
 
-    /// The projection of the given kind.
+    /// The projection of the given kind; `None` for the other kinds,
+    /// which a version-1 blob does not have.
     #[must_use]
-    pub const fn matrix(&self, kind: MatrixKind) -> Matrix<'a> {
+    pub const fn matrix(&self, kind: MatrixKind) -> Option<Matrix<'a>> {
         match kind {
-            MatrixKind::Query => self.wq,
-            MatrixKind::Key => self.wk,
-            MatrixKind::Value => self.wv,
-            MatrixKind::Output => self.wo,
+            MatrixKind::Query => Some(self.wq),
+            MatrixKind::Key => Some(self.wk),
+            MatrixKind::Value => Some(self.wv),
+            MatrixKind::Output => Some(self.wo),
+            _ => None,
         }
     }
 }

@@ -154,6 +154,13 @@ pub enum SafetensorsError {
         /// The value found.
         found: String,
     },
+    /// The weights use model version 2's options, which this mapping does
+    /// not carry yet (`docs/safetensors.md`).
+    #[error("the weights use version-2 options ({options:?}); only version-1 models export")]
+    Version2 {
+        /// The weights' options.
+        options: aether_model::ModelOptions,
+    },
     /// The shape the tensors imply is not a valid model.
     #[error("the tensors imply an invalid model shape: {0}")]
     Shape(#[from] ShapeError),

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use aether_model::{ModelWeights, NonFiniteValue, WeightMatrix};
+use aether_model::{ModelWeights, NonFiniteValue};
 use half::f16;
 use safetensors::View;
 
@@ -47,16 +47,13 @@ impl View for &Encoded {
 
 pub(crate) fn to_bytes(weights: &ModelWeights, dtype: Dtype) -> Result<Vec<u8>, SafetensorsError> {
     let layout = weights.layout();
-    let matrices = (0..layout.n_layers())
-        .flat_map(|layer| {
-            aether_model::MatrixKind::BODY_ORDER
-                .into_iter()
-                .map(move |kind| WeightMatrix::Layer { layer, kind })
-        })
-        .chain([WeightMatrix::Classifier]);
-
-    let mut tensors = Vec::with_capacity(layout.spans().len());
-    for (matrix, span) in matrices.zip(layout.spans()) {
+    if !layout.options().is_v1() {
+        return Err(SafetensorsError::Version2 {
+            options: layout.options(),
+        });
+    }
+    let mut tensors = Vec::with_capacity(layout.spans().count());
+    for (matrix, span) in layout.parts() {
         let name = tensor_name(matrix);
         let values = &weights.values()[span.range()];
         let data = encode(&name, values, span.cols, dtype)?;

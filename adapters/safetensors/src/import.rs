@@ -63,6 +63,7 @@ pub(crate) fn from_bytes(
         head_dim: q_width / n_q_heads,
         n_layers,
         n_classes,
+        options: aether_model::ModelOptions::V1,
     };
     let layout = shape.layout()?;
 
@@ -165,7 +166,9 @@ fn check_names(tensors: &BTreeMap<String, TensorView<'_>>) -> Result<usize, Safe
                 layers.insert(layer);
             }
             Some(WeightMatrix::Classifier) => {}
-            None => return Err(SafetensorsError::UnexpectedTensor { name: name.clone() }),
+            Some(WeightMatrix::FinalNormScale | WeightMatrix::FinalNormShift) | None => {
+                return Err(SafetensorsError::UnexpectedTensor { name: name.clone() });
+            }
         }
     }
     for (expected, &present) in layers.iter().enumerate() {
@@ -180,7 +183,7 @@ fn check_names(tensors: &BTreeMap<String, TensorView<'_>>) -> Result<usize, Safe
     // lacks rather than failing as a shape with zero layers.
     let n_layers = layers.len().max(1);
     for layer in 0..n_layers {
-        for kind in MatrixKind::BODY_ORDER {
+        for kind in MatrixKind::PROJECTIONS {
             let name = layer_tensor_name(layer, kind);
             if !tensors.contains_key(&name) {
                 return Err(SafetensorsError::MissingTensor { name });
@@ -281,7 +284,7 @@ fn positive_integer(key: &'static str, value: &str) -> Result<usize, Safetensors
 fn matrices(layout: &Layout) -> impl Iterator<Item = WeightMatrix> + use<> {
     (0..layout.n_layers())
         .flat_map(|layer| {
-            MatrixKind::BODY_ORDER
+            MatrixKind::PROJECTIONS
                 .into_iter()
                 .map(move |kind| WeightMatrix::Layer { layer, kind })
         })

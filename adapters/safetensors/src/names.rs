@@ -23,13 +23,24 @@ pub(crate) const KEY_KV_HEADS: &str = "n_kv_heads";
 
 const LAYER_PREFIX: &str = "layers.";
 
-/// The suffix of a layer's projection: `wq`, `wk`, `wv` or `wo`.
+/// The suffix of a layer's matrix: `wq`, `wk`, `wv` or `wo` for the
+/// projections (the version-1 file). The version-2 kinds have names
+/// reserved for when the mapping carries them; a reader refuses them today.
 const fn kind_suffix(kind: MatrixKind) -> &'static str {
     match kind {
         MatrixKind::Query => "wq",
         MatrixKind::Key => "wk",
         MatrixKind::Value => "wv",
         MatrixKind::Output => "wo",
+        MatrixKind::Norm1Scale => "norm1_scale",
+        MatrixKind::Norm1Shift => "norm1_shift",
+        MatrixKind::Conv => "conv",
+        MatrixKind::Norm2Scale => "norm2_scale",
+        MatrixKind::Norm2Shift => "norm2_shift",
+        MatrixKind::Up => "w1",
+        MatrixKind::UpBias => "b1",
+        MatrixKind::Down => "w2",
+        MatrixKind::DownBias => "b2",
     }
 }
 
@@ -44,6 +55,8 @@ pub fn layer_tensor_name(layer: usize, kind: MatrixKind) -> String {
 pub(crate) fn tensor_name(matrix: WeightMatrix) -> String {
     match matrix {
         WeightMatrix::Layer { layer, kind } => layer_tensor_name(layer, kind),
+        WeightMatrix::FinalNormScale => "final_norm_scale".to_owned(),
+        WeightMatrix::FinalNormShift => "final_norm_shift".to_owned(),
         WeightMatrix::Classifier => CLASSIFIER.to_owned(),
     }
 }
@@ -58,7 +71,7 @@ pub(crate) fn parse_tensor_name(name: &str) -> Option<WeightMatrix> {
     let rest = name.strip_prefix(LAYER_PREFIX)?;
     let (number, suffix) = rest.split_once('.')?;
     let layer = parse_canonical(number)?;
-    let kind = MatrixKind::BODY_ORDER
+    let kind = MatrixKind::PROJECTIONS
         .into_iter()
         .find(|&kind| kind_suffix(kind) == suffix)?;
     Some(WeightMatrix::Layer { layer, kind })
@@ -80,7 +93,7 @@ mod tests {
     #[test]
     fn every_name_parses_back_to_its_matrix() {
         for layer in [0, 1, 9, 10, 12345] {
-            for kind in MatrixKind::BODY_ORDER {
+            for kind in MatrixKind::PROJECTIONS {
                 let matrix = WeightMatrix::Layer { layer, kind };
                 assert_eq!(parse_tensor_name(&tensor_name(matrix)), Some(matrix));
             }

@@ -46,7 +46,7 @@ fn a_hand_built_file_with_transposed_linear_weights_imports() {
     // Classifier first, layers last to first, projections in reverse.
     push("classifier".to_owned(), WeightMatrix::Classifier, false);
     for layer in (0..GQA.n_layers).rev() {
-        for kind in MatrixKind::BODY_ORDER.into_iter().rev() {
+        for kind in MatrixKind::PROJECTIONS.into_iter().rev() {
             let half = layer == 1 && kind == MatrixKind::Key;
             push(
                 aether_safetensors::layer_tensor_name(layer, kind),

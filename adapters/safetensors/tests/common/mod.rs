@@ -62,7 +62,7 @@ pub fn tensors_of(weights: &aether_model::ModelWeights) -> Vec<Raw> {
     let layout = weights.layout();
     let mut out = Vec::new();
     for layer in 0..layout.n_layers() {
-        for kind in MatrixKind::BODY_ORDER {
+        for kind in MatrixKind::PROJECTIONS {
             let matrix = WeightMatrix::Layer { layer, kind };
             let span = weights.span(matrix).expect("layer in range");
             out.push(Raw::f32(
@@ -107,6 +107,7 @@ pub const GQA: aether_model::ModelShape = aether_model::ModelShape {
     head_dim: 3,
     n_layers: 3,
     n_classes: 5,
+    options: aether_model::ModelOptions::V1,
 };
 
 /// A tiny shape, so a valid file is a few hundred bytes: D 2, Hq 2, Hkv 1,
@@ -118,4 +119,5 @@ pub const TINY: aether_model::ModelShape = aether_model::ModelShape {
     head_dim: 1,
     n_layers: 2,
     n_classes: 2,
+    options: aether_model::ModelOptions::V1,
 };
