@@ -171,9 +171,6 @@ const fn model_code(error: &ModelError) -> i32 {
         | ModelError::NonFiniteFrame { .. }
         | ModelError::LogitsLength { .. } => RUV_TEMPORAL_ERR_INVALID_ARG,
         ModelError::NonFinite { .. } | ModelError::ForeignStream { .. } => RUV_TEMPORAL_FAIL,
-        // A blob this parser accepts is version 1; were a newer model's
-        // options ever to reach the model, the blob is the wrong version.
-        ModelError::UnsupportedOptions { .. } => RUV_TEMPORAL_ERR_INVALID_VERSION,
         ModelError::Attention(AttentionError::OutOfMemory { .. }) => RUV_TEMPORAL_ERR_NO_MEM,
         ModelError::Attention(_) => RUV_TEMPORAL_FAIL,
     }

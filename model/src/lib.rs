@@ -36,6 +36,7 @@ mod layout;
 mod linear;
 mod rng;
 mod shape;
+mod v2;
 mod weights;
 
 use alloc::vec;
@@ -49,6 +50,7 @@ pub use crate::weights::{ModelWeights, WeightsError};
 use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
 
 use crate::linear::Linear;
+use crate::v2::{Conv, Mlp, NormWeights};
 
 /// Why the model refused a call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -143,13 +145,6 @@ pub enum ModelError {
     /// The attention backend refused (e.g. a full cache, a non-causal head).
     #[error(transparent)]
     Attention(#[from] AttentionError),
-    /// The weights use version-2 options this build's forward pass does
-    /// not compute yet (`docs/model.md`, "Version 2: options").
-    #[error("the weights use model options {options:?}; this model runs version 1 only")]
-    UnsupportedOptions {
-        /// The weights' options.
-        options: ModelOptions,
-    },
 }
 
 impl ModelError {
@@ -316,6 +311,16 @@ impl fmt::Display for NonFiniteValue {
 /// where the first non-finite value appeared in [`ModelError::NonFinite`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
+    /// The pre-norm of a layer's attention branch (version 2).
+    Norm {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The causal convolution of a layer (version 2).
+    Conv {
+        /// The layer (0-based).
+        layer: usize,
+    },
     /// The queries `x·Wq` of a layer.
     Query {
         /// The layer (0-based).
@@ -343,6 +348,13 @@ pub enum Stage {
         /// The layer (0-based).
         layer: usize,
     },
+    /// The residual stream after a layer's MLP branch (version 2).
+    Mlp {
+        /// The layer (0-based).
+        layer: usize,
+    },
+    /// The norm before the classifier (version 2).
+    FinalNorm,
     /// The logits `x·Wc`.
     Classifier,
 }
@@ -352,12 +364,15 @@ impl Stage {
     #[must_use]
     pub const fn layer(self) -> Option<usize> {
         match self {
-            Self::Query { layer }
+            Self::Norm { layer }
+            | Self::Conv { layer }
+            | Self::Query { layer }
             | Self::Key { layer }
             | Self::Value { layer }
             | Self::Attention { layer }
-            | Self::Output { layer } => Some(layer),
-            Self::Classifier => None,
+            | Self::Output { layer }
+            | Self::Mlp { layer } => Some(layer),
+            Self::FinalNorm | Self::Classifier => None,
         }
     }
 
@@ -366,6 +381,10 @@ impl Stage {
     #[must_use]
     pub const fn matrix(self) -> Option<WeightMatrix> {
         let (layer, kind) = match self {
+            Self::Norm { layer } => (layer, MatrixKind::Norm1Scale),
+            Self::Conv { layer } => (layer, MatrixKind::Conv),
+            Self::Mlp { layer } => (layer, MatrixKind::Up),
+            Self::FinalNorm => return Some(WeightMatrix::FinalNormScale),
             Self::Query { layer } => (layer, MatrixKind::Query),
             Self::Key { layer } => (layer, MatrixKind::Key),
             Self::Value { layer } => (layer, MatrixKind::Value),
@@ -381,6 +400,10 @@ impl Stage {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            Self::Norm { layer } => write!(f, "layer {layer} pre-norm"),
+            Self::Conv { layer } => write!(f, "layer {layer} causal convolution"),
+            Self::Mlp { layer } => write!(f, "layer {layer} MLP branch and residual"),
+            Self::FinalNorm => f.write_str("final norm"),
             Self::Query { layer } => write!(f, "layer {layer} query projection x·Wq"),
             Self::Key { layer } => write!(f, "layer {layer} key projection x·Wk"),
             Self::Value { layer } => write!(f, "layer {layer} value projection x·Wv"),
@@ -396,13 +419,16 @@ impl fmt::Display for Stage {
     }
 }
 
-/// One layer's projections, borrowed from the model's weights.
+/// One layer's weights, borrowed from the model's buffer.
 #[derive(Debug, Clone, Copy)]
 struct Layer<'w> {
+    norm1: NormWeights<'w>,
+    conv: Conv<'w>,
     wq: Linear<'w>,
     wk: Linear<'w>,
     wv: Linear<'w>,
     wo: Linear<'w>,
+    mlp: Option<Mlp<'w>>,
 }
 
 /// The temporal model: weights plus an attention backend.
@@ -417,6 +443,19 @@ pub struct TemporalModel<B> {
 #[derive(Debug, Clone)]
 pub struct Stream {
     caches: Vec<KvCache>,
+    /// Per layer, the last `K − 1` normed frames of the convolution (slot
+    /// `position mod (K − 1)`), `L × (K − 1) × D`; empty without one.
+    rings: Vec<f32>,
+    /// Per layer, this push's normed frame, moved into `rings` only once
+    /// the push succeeds (a refused push leaves the rings as they were).
+    pending: Vec<f32>,
+    /// The normed frame and the convolution's output (the attention
+    /// branch's input).
+    normed: Vec<f32>,
+    conv_out: Vec<f32>,
+    /// The MLP's scratch: hidden units and its output.
+    hidden: Vec<f32>,
+    branch: Vec<f32>,
     x: Vec<f32>,
     q: Vec<f32>,
     k: Vec<f32>,
@@ -475,9 +514,8 @@ impl<B: AttentionBackend> TemporalModel<B> {
     ///
     /// # Errors
     /// [`ModelError::HeadMismatch`] when the weights' q/kv heads or head
-    /// dim are not the backend config's; [`ModelError::UnsupportedOptions`]
-    /// for version-2 options; [`ModelError::NonFiniteWeight`] for a NaN or
-    /// infinite weight.
+    /// dim are not the backend config's; [`ModelError::NonFiniteWeight`]
+    /// for a NaN or infinite weight.
     pub fn new(weights: ModelWeights, backend: B) -> Result<Self, ModelError> {
         let shape = weights.shape();
         let config = backend.config();
@@ -492,11 +530,6 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 config_dim: config.head_dim,
             });
         }
-        if !shape.options.is_v1() {
-            return Err(ModelError::UnsupportedOptions {
-                options: shape.options,
-            });
-        }
         if let Some((index, matrix, row, col, value)) = weights.first_non_finite() {
             return Err(ModelError::NonFiniteWeight {
                 index,
@@ -509,16 +542,55 @@ impl<B: AttentionBackend> TemporalModel<B> {
         Ok(Self { backend, weights })
     }
 
-    /// Layer `layer`'s projections; callers pass `layer < n_layers`.
+    /// Layer `layer`'s weights; callers pass `layer < n_layers`.
     fn layer(&self, layer: usize) -> Layer<'_> {
         let layout = self.weights.layout();
         let all = self.weights.values();
+        let options = layout.options();
         let linear = |kind| Linear::new(all, layout.matrix_in_range(layer, kind));
+        let vector = |kind| &all[layout.matrix_in_range(layer, kind).range()];
+        let norm = |scale, shift| NormWeights {
+            kind: options.norm,
+            scale: vector(scale),
+            shift: vector(shift),
+        };
         Layer {
+            norm1: norm(MatrixKind::Norm1Scale, MatrixKind::Norm1Shift),
+            conv: Conv {
+                taps: vector(MatrixKind::Conv),
+                width: if options.conv_taps >= 2 {
+                    self.input_dim()
+                } else {
+                    0
+                },
+            },
             wq: linear(MatrixKind::Query),
             wk: linear(MatrixKind::Key),
             wv: linear(MatrixKind::Value),
             wo: linear(MatrixKind::Output),
+            mlp: (options.mlp_hidden > 0).then(|| Mlp {
+                norm: norm(MatrixKind::Norm2Scale, MatrixKind::Norm2Shift),
+                up: linear(MatrixKind::Up),
+                up_bias: vector(MatrixKind::UpBias),
+                down: linear(MatrixKind::Down),
+                down_bias: vector(MatrixKind::DownBias),
+            }),
+        }
+    }
+
+    /// The norm before the classifier (the identity without norms).
+    fn final_norm(&self) -> NormWeights<'_> {
+        let layout = self.weights.layout();
+        let all = self.weights.values();
+        let vector = |shift| {
+            layout
+                .final_norm(shift)
+                .map_or(&all[..0], |s| &all[s.range()])
+        };
+        NormWeights {
+            kind: layout.options().norm,
+            scale: vector(false),
+            shift: vector(true),
         }
     }
 
@@ -612,17 +684,17 @@ impl<B: AttentionBackend> TemporalModel<B> {
     pub fn classify_into(&self, frames: &[f32], logits: &mut [f32]) -> Result<(), ModelError> {
         let n = self.check_frames(frames, 0)?;
         self.check_logits(logits)?;
-        let x = self.layers_forward(frames, n)?;
+        let embedding = self.embedding(frames, n)?;
         let mut out = vec![0.0; logits.len()];
-        self.classifier()
-            .apply(&x[(n - 1) * self.input_dim()..], &mut out);
+        self.classifier().apply(&embedding, &mut out);
         check_stage(&out, out.len(), Stage::Classifier, n - 1)?;
         logits.copy_from_slice(&out);
         Ok(())
     }
 
     /// The embedding of `frames`: the last frame's row after the last
-    /// layer (`D` values), the vector the classifier reads. Why: comparing
+    /// layer and (version 2) the final norm, `D` values: the vector the
+    /// classifier reads. Why: comparing
     /// two models (sparse against dense attention, say) by their
     /// classifications alone hides how differently they represent the
     /// same windows; nearest neighbours in this space show it.
@@ -639,9 +711,20 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 actual: out.len(),
             });
         }
-        let x = self.layers_forward(frames, n)?;
-        out.copy_from_slice(&x[(n - 1) * self.input_dim()..]);
+        out.copy_from_slice(&self.embedding(frames, n)?);
         Ok(())
+    }
+
+    /// The classifier's input for `n` checked frames: the last frame's row
+    /// after the last layer and the final norm.
+    fn embedding(&self, frames: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+        let input_dim = self.input_dim();
+        let x = self.layers_forward(frames, n)?;
+        let mut embedding = vec![0.0; input_dim];
+        self.final_norm()
+            .apply(&x[(n - 1) * input_dim..], &mut embedding);
+        check_stage(&embedding, input_dim, Stage::FinalNorm, n - 1)?;
+        Ok(embedding)
     }
 
     /// Every layer over `n` checked frames: the residual stream after the
@@ -650,14 +733,38 @@ impl<B: AttentionBackend> TemporalModel<B> {
         let config = self.backend.config();
         let (d, q_heads, kv_heads) = (config.head_dim, config.q_heads, config.kv_heads);
         let input_dim = self.input_dim();
+        let mlp_hidden = self.weights.shape().options.mlp_hidden;
         let mut x = frames.to_vec();
+        let mut normed = vec![0.0; n * input_dim];
+        let mut branch_in = vec![0.0; n * input_dim];
         let mut projected = vec![0.0; input_dim];
+        let (mut mlp_normed, mut hidden) = (vec![0.0; input_dim], vec![0.0; mlp_hidden]);
         for (layer, weights) in self.layers().enumerate() {
-            let q = weights.wq.apply_rows(&x, n, q_heads, d)?;
+            for (x_t, h_t) in x
+                .chunks_exact(input_dim)
+                .zip(normed.chunks_exact_mut(input_dim))
+            {
+                weights.norm1.apply(x_t, h_t);
+            }
+            check_stage(&normed, input_dim, Stage::Norm { layer }, 0)?;
+            if weights.conv.len() == 0 {
+                branch_in.copy_from_slice(&normed);
+            } else {
+                for (t, c_t) in branch_in.chunks_exact_mut(input_dim).enumerate() {
+                    let frame = |j: usize| {
+                        (j <= t).then(|| &normed[(t - j) * input_dim..(t - j + 1) * input_dim])
+                    };
+                    weights
+                        .conv
+                        .apply(&normed[t * input_dim..(t + 1) * input_dim], frame, c_t);
+                }
+                check_stage(&branch_in, input_dim, Stage::Conv { layer }, 0)?;
+            }
+            let q = weights.wq.apply_rows(&branch_in, n, q_heads, d)?;
             check_stage(q.as_slice(), q_heads * d, Stage::Query { layer }, 0)?;
-            let k = weights.wk.apply_rows(&x, n, kv_heads, d)?;
+            let k = weights.wk.apply_rows(&branch_in, n, kv_heads, d)?;
             check_stage(k.as_slice(), kv_heads * d, Stage::Key { layer }, 0)?;
-            let v = weights.wv.apply_rows(&x, n, kv_heads, d)?;
+            let v = weights.wv.apply_rows(&branch_in, n, kv_heads, d)?;
             check_stage(v.as_slice(), kv_heads * d, Stage::Value { layer }, 0)?;
             let attended = self.backend.forward(q.view(), k.view(), v.view())?;
             check_stage(
@@ -671,6 +778,12 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 row.iter_mut().zip(&projected).for_each(|(x, p)| *x += p);
             }
             check_stage(&x, input_dim, Stage::Output { layer }, 0)?;
+            if let Some(mlp) = weights.mlp {
+                for row in x.chunks_exact_mut(input_dim) {
+                    mlp.add_to(row, &mut mlp_normed, &mut hidden, &mut projected);
+                }
+                check_stage(&x, input_dim, Stage::Mlp { layer }, 0)?;
+            }
         }
         Ok(x)
     }
@@ -701,8 +814,17 @@ impl<B: AttentionBackend> TemporalModel<B> {
             config.q_heads * config.head_dim,
             config.kv_heads * config.head_dim,
         );
+        let d = self.input_dim();
+        let options = self.weights.shape().options;
+        let ring = options.conv_taps.saturating_sub(1) * d;
         Ok(Stream {
             caches,
+            rings: vec![0.0; self.n_layers() * ring],
+            pending: vec![0.0; self.n_layers() * d],
+            normed: vec![0.0; d],
+            conv_out: vec![0.0; d],
+            hidden: vec![0.0; options.mlp_hidden],
+            branch: vec![0.0; d],
             x: vec![0.0; self.input_dim()],
             q: vec![0.0; q_len],
             k: vec![0.0; kv_len],
@@ -721,7 +843,15 @@ impl<B: AttentionBackend> TemporalModel<B> {
             config.q_heads * config.head_dim,
             config.kv_heads * config.head_dim,
         );
+        let d = self.input_dim();
+        let options = self.weights.shape().options;
         stream.caches.len() == self.n_layers()
+            && stream.rings.len() == self.n_layers() * options.conv_taps.saturating_sub(1) * d
+            && stream.pending.len() == self.n_layers() * d
+            && stream.normed.len() == d
+            && stream.conv_out.len() == d
+            && stream.hidden.len() == options.mlp_hidden
+            && stream.branch.len() == d
             && stream.x.len() == self.input_dim()
             && stream.projected.len() == self.input_dim()
             && stream.q.len() == q_len
@@ -785,6 +915,19 @@ impl<B: AttentionBackend> TemporalModel<B> {
             }
             return Err(error);
         }
+        // The push stands: its normed frames join the convolution rings.
+        let span = self.weights.shape().options.conv_taps.saturating_sub(1) * self.input_dim();
+        if span > 0 {
+            let d = self.input_dim();
+            let slot = (stream.len() - 1) % (span / d);
+            for (ring, frame) in stream
+                .rings
+                .chunks_exact_mut(span)
+                .zip(stream.pending.chunks_exact(d))
+            {
+                ring[slot * d..(slot + 1) * d].copy_from_slice(frame);
+            }
+        }
         logits.copy_from_slice(&stream.logits);
         Ok(())
     }
@@ -795,22 +938,46 @@ impl<B: AttentionBackend> TemporalModel<B> {
     fn push_layers(&self, stream: &mut Stream, appended: &mut usize) -> Result<(), ModelError> {
         let config = self.backend.config();
         let (d, q_heads, kv_heads) = (config.head_dim, config.q_heads, config.kv_heads);
+        let input_dim = self.input_dim();
         // The frame's position: numbering as in prefill.
         let frame = stream.len();
-        for (layer, (weights, cache)) in self.layers().zip(&mut stream.caches).enumerate() {
+        let ring_frames = self.weights.shape().options.conv_taps.saturating_sub(1);
+        for (layer, weights) in self.layers().enumerate() {
+            weights.norm1.apply(&stream.x, &mut stream.normed);
+            check_stage(&stream.normed, input_dim, Stage::Norm { layer }, frame)?;
+            stream.pending[layer * input_dim..(layer + 1) * input_dim]
+                .copy_from_slice(&stream.normed);
+            if weights.conv.len() == 0 {
+                stream.conv_out.copy_from_slice(&stream.normed);
+            } else {
+                let ring = &stream.rings
+                    [layer * ring_frames * input_dim..(layer + 1) * ring_frames * input_dim];
+                // Tap j reads position frame − j, held in slot
+                // (frame − j) mod (K − 1) until K − 1 newer frames replace it.
+                let past = |j: usize| {
+                    (j <= frame).then(|| {
+                        let slot = (frame - j) % ring_frames;
+                        &ring[slot * input_dim..(slot + 1) * input_dim]
+                    })
+                };
+                weights
+                    .conv
+                    .apply(&stream.normed, past, &mut stream.conv_out);
+                check_stage(&stream.conv_out, input_dim, Stage::Conv { layer }, frame)?;
+            }
             // Projections are checked before the append, so a bad one needs
             // no undo in this layer.
-            weights.wq.apply(&stream.x, &mut stream.q);
+            weights.wq.apply(&stream.conv_out, &mut stream.q);
             check_stage(&stream.q, stream.q.len(), Stage::Query { layer }, frame)?;
-            weights.wk.apply(&stream.x, &mut stream.k);
+            weights.wk.apply(&stream.conv_out, &mut stream.k);
             check_stage(&stream.k, stream.k.len(), Stage::Key { layer }, frame)?;
-            weights.wv.apply(&stream.x, &mut stream.v);
+            weights.wv.apply(&stream.conv_out, &mut stream.v);
             check_stage(&stream.v, stream.v.len(), Stage::Value { layer }, frame)?;
             self.backend.step_into(
                 TensorView::new(&stream.q, 1, q_heads, d)?,
                 TensorView::new(&stream.k, 1, kv_heads, d)?,
                 TensorView::new(&stream.v, 1, kv_heads, d)?,
-                cache,
+                &mut stream.caches[layer],
                 &mut stream.attended,
             )?;
             *appended += 1;
@@ -827,8 +994,19 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 .zip(&stream.projected)
                 .for_each(|(x, p)| *x += p);
             check_stage(&stream.x, stream.x.len(), Stage::Output { layer }, frame)?;
+            if let Some(mlp) = weights.mlp {
+                mlp.add_to(
+                    &mut stream.x,
+                    &mut stream.normed,
+                    &mut stream.hidden,
+                    &mut stream.branch,
+                );
+                check_stage(&stream.x, input_dim, Stage::Mlp { layer }, frame)?;
+            }
         }
-        self.classifier().apply(&stream.x, &mut stream.logits);
+        self.final_norm().apply(&stream.x, &mut stream.normed);
+        check_stage(&stream.normed, input_dim, Stage::FinalNorm, frame)?;
+        self.classifier().apply(&stream.normed, &mut stream.logits);
         check_stage(
             &stream.logits,
             stream.logits.len(),

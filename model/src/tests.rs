@@ -310,13 +310,12 @@ mod non_finite;
 fn version_2_layout_follows_the_documented_body_order() {
     use crate::{ModelOptions, Norm};
     let (d, h, k) = (16, 24, 3);
-    let options = ModelOptions {
-        norm: Norm::Layer,
-        conv_taps: k,
-        mlp_hidden: h,
-    };
     let shape = ModelShape {
-        options,
+        options: ModelOptions {
+            norm: Norm::Layer,
+            conv_taps: k,
+            mlp_hidden: h,
+        },
         ..ModelShape::DEFAULT_AETHER
     };
     let v1 = ModelShape::DEFAULT_AETHER.weight_count().unwrap();
@@ -399,13 +398,115 @@ fn version_2_layout_follows_the_documented_body_order() {
     assert_eq!(one_tap.layout(), Err(crate::ShapeError::ConvTaps));
     // (The version-1 init bits are pinned by `aether init`'s CRC and the
     // golden blob.)
-    // The forward pass does not compute version 2 yet: refused, typed.
-    assert_eq!(
-        TemporalModel::new(
-            weights,
-            ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap()
+}
+
+/// Random version-2 weights with every part perturbed, so no option is an
+/// identity: norms, convolution taps and MLP biases all matter.
+fn v2_weights(options: crate::ModelOptions, seed: u64) -> ModelWeights {
+    let shape = ModelShape {
+        options,
+        ..ModelShape::DEFAULT_AETHER
+    };
+    let mut weights = ModelWeights::random(shape, seed).unwrap();
+    let mut rng = crate::XorShift64Star::new(seed ^ 0x5A5A);
+    for w in weights.values_mut() {
+        *w += rng.next_symmetric(0.2);
+    }
+    weights
+}
+
+/// Every option, alone and together: streaming equals prefill at every
+/// frame (with the convolution's ring wrapping many times), and with
+/// N − 1 ≤ W the sparse pattern equals dense attention.
+#[test]
+fn version_2_streams_like_its_prefill() {
+    use crate::{ModelOptions, Norm};
+    let all = [
+        ModelOptions {
+            norm: Norm::Layer,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            norm: Norm::Rms,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            conv_taps: 4,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            mlp_hidden: 8,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            norm: Norm::Layer,
+            conv_taps: 3,
+            mlp_hidden: 8,
+        },
+        ModelOptions {
+            norm: Norm::Rms,
+            conv_taps: 2,
+            mlp_hidden: 5,
+        },
+    ];
+    let x = frames(48, 16, 4);
+    for options in all {
+        let weights = v2_weights(options, 21);
+        let reference = TemporalModel::new(
+            weights.clone(),
+            ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
         )
-        .unwrap_err(),
-        ModelError::UnsupportedOptions { options }
+        .unwrap();
+        let dense = TemporalModel::new(
+            weights,
+            DenseBackend::new(aether_config(BackendKind::Dense)).unwrap(),
+        )
+        .unwrap();
+        let mut stream = reference.stream(48).unwrap();
+        let mut streamed = vec![0.0; 4];
+        for t in 0..48 {
+            reference
+                .push(&mut stream, &x[t * 16..(t + 1) * 16], &mut streamed)
+                .unwrap();
+            let prefill = reference.classify(&x[..(t + 1) * 16]).unwrap();
+            let err = max_abs_diff(&streamed, &prefill);
+            assert!(err <= TOLERANCE, "{options:?} frame {t}: {err}");
+        }
+        let short = &x[..33 * 16];
+        let err = max_abs_diff(
+            &reference.classify(short).unwrap(),
+            &dense.classify(short).unwrap(),
+        );
+        assert!(err <= TOLERANCE, "{options:?} reference vs dense: {err}");
+        // The option changes the logits: it is not silently ignored.
+        let v1 = TemporalModel::new(
+            v2_weights(ModelOptions::V1, 21),
+            ReferenceBackend::new(aether_config(BackendKind::Reference)).unwrap(),
+        )
+        .unwrap();
+        assert!(max_abs_diff(&v1.classify(&x).unwrap(), &reference.classify(&x).unwrap()) > 1e-3);
+    }
+}
+
+/// The convolution is causal and reads exactly K frames: tap 0 the
+/// current one, tap j the frame j steps back, zeros before the start.
+#[test]
+fn the_convolution_reads_only_the_last_k_frames() {
+    let taps = [1.0_f32, 2.0, 3.0, 10.0, 20.0, 30.0];
+    let conv = crate::v2::Conv {
+        taps: &taps,
+        width: 3,
+    };
+    let history = [[1.0_f32, 1.0, 1.0], [2.0, 2.0, 2.0]];
+    let mut out = [0.0_f32; 3];
+    conv.apply(
+        &[0.5, 0.5, 0.5],
+        |j| history.get(j - 1).map(|f| &f[..]),
+        &mut out,
     );
+    // Tap 0 on the current frame, tap 1 on the frame one back; the frame
+    // two back is beyond K = 2 and never read.
+    assert_eq!(out, [0.5 + 10.0, 1.0 + 20.0, 1.5 + 30.0]);
+    conv.apply(&[0.5, 0.5, 0.5], |_| None, &mut out);
+    assert_eq!(out, [0.5, 1.0, 1.5]);
 }

@@ -1,0 +1,123 @@
+//! The arithmetic of model version 2's options (`docs/model.md`, "Version
+//! 2: options"): per-frame norms, the causal depthwise convolution and the
+//! ReLU MLP.
+//!
+//! Why plain loops in f32 with sums from 0 in index order: the trainer
+//! computes the same formulas, and the device runs this code; what matters
+//! is that prefill and streaming call the same per-frame functions, so
+//! they agree bit for bit, not speed (these are O(D·K) and O(D·H) per
+//! frame beside the attention's O(Hq·d·(W + log T))).
+
+use crate::Norm;
+use crate::linear::Linear;
+
+/// ε of both norms.
+pub(crate) const EPSILON: f32 = 1e-5;
+
+/// A norm's weights: `γ` and, for a layer norm, `β`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NormWeights<'w> {
+    pub(crate) kind: Norm,
+    pub(crate) scale: &'w [f32],
+    pub(crate) shift: &'w [f32],
+}
+
+impl NormWeights<'_> {
+    /// `out = norm(x)` for one frame; `out = x` without a norm.
+    pub(crate) fn apply(&self, x: &[f32], out: &mut [f32]) {
+        let n = x.len() as f32;
+        match self.kind {
+            Norm::None => out.copy_from_slice(x),
+            Norm::Layer => {
+                let mean = x.iter().sum::<f32>() / n;
+                let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+                let inv = 1.0 / libm::sqrtf(var + EPSILON);
+                for (((o, &v), &g), &b) in out.iter_mut().zip(x).zip(self.scale).zip(self.shift) {
+                    *o = (v - mean) * inv * g + b;
+                }
+            }
+            Norm::Rms => {
+                let ms = x.iter().map(|v| v * v).sum::<f32>() / n;
+                let inv = 1.0 / libm::sqrtf(ms + EPSILON);
+                for ((o, &v), &g) in out.iter_mut().zip(x).zip(self.scale) {
+                    *o = v * inv * g;
+                }
+            }
+        }
+    }
+}
+
+/// The causal depthwise convolution's `[K][D]` taps, tap 0 the current
+/// frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conv<'w> {
+    pub(crate) taps: &'w [f32],
+    pub(crate) width: usize,
+}
+
+impl Conv<'_> {
+    /// Taps `K` (0 when the layer has no convolution).
+    pub(crate) const fn len(&self) -> usize {
+        match self.taps.len().checked_div(self.width) {
+            Some(taps) => taps,
+            None => 0,
+        }
+    }
+
+    /// `out[f] = Σ_j w[j][f] · past(j)[f]`, where `past(0)` is `current`
+    /// and `past(j)` for `j ≥ 1` is the frame `j` steps back, `None`
+    /// (zeros) before the first frame. Summed from tap 0 up.
+    pub(crate) fn apply<'a>(
+        &self,
+        current: &[f32],
+        past: impl Fn(usize) -> Option<&'a [f32]>,
+        out: &mut [f32],
+    ) {
+        for (f, o) in out.iter_mut().enumerate() {
+            *o = self.taps[f] * current[f];
+        }
+        for j in 1..self.len() {
+            if let Some(frame) = past(j) {
+                let w = &self.taps[j * self.width..(j + 1) * self.width];
+                for ((o, &wf), &h) in out.iter_mut().zip(w).zip(frame) {
+                    *o += wf * h;
+                }
+            }
+        }
+    }
+}
+
+/// The MLP branch: `relu(n · W1 + b1) · W2 + b2`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mlp<'w> {
+    pub(crate) norm: NormWeights<'w>,
+    pub(crate) up: Linear<'w>,
+    pub(crate) up_bias: &'w [f32],
+    pub(crate) down: Linear<'w>,
+    pub(crate) down_bias: &'w [f32],
+}
+
+impl Mlp<'_> {
+    /// Adds the branch of frame `x` to `x`, using `normed` (`D`) and
+    /// `hidden` (`H`) as scratch and `branch` (`D`) for the output.
+    pub(crate) fn add_to(
+        &self,
+        x: &mut [f32],
+        normed: &mut [f32],
+        hidden: &mut [f32],
+        branch: &mut [f32],
+    ) {
+        self.norm.apply(x, normed);
+        self.up.apply(normed, hidden);
+        for (h, &b) in hidden.iter_mut().zip(self.up_bias) {
+            let v = *h + b;
+            // Written so that NaN passes through (`max` would turn it into
+            // 0 and hide an overflow from the stage check).
+            *h = if v < 0.0 { 0.0 } else { v };
+        }
+        self.down.apply(hidden, branch);
+        for ((v, &o), &b) in x.iter_mut().zip(branch.iter()).zip(self.down_bias) {
+            *v += o + b;
+        }
+    }
+}
