@@ -32,5 +32,5 @@ mod train;
 pub use error::TrainError;
 pub use fit::{EpochReport, Progress, Schedule};
 pub use metrics::{ConfusionMatrix, Metrics};
-pub use net::{Architecture, ModelOptions, TemporalNet};
+pub use net::{Architecture, ModelOptions, Norm, TemporalNet};
 pub use train::{TrainConfig, Trained, fine_tune, train};

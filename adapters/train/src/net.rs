@@ -1,17 +1,24 @@
 //! The temporal model of `docs/model.md` as candle tensors, so autograd
 //! can train it.
 //!
-//! Per layer `x = x + attention(x·Wq, x·Wk, x·Wv)·Wo` and `logits =
-//! x[N-1]·Wc`, with attention restricted to the head's candidate pattern
-//! by the masks of [`crate::mask`]. The logits read only the last frame
-//! of the last layer, so that layer computes only the last query: every
-//! other row of its output would be thrown away.
+//! Per layer (version 2, "Forward"):
 //!
-//! Why a per-layer module and [`ModelOptions`]: later model versions add
-//! per-layer pieces (a pre-norm, an MLP block, position information); each
-//! becomes a field of [`ModelOptions`] and a step of
-//! `AttentionLayer::forward`, without touching the training loop or the
-//! weight conversion's body order for v1 models.
+//! ```text
+//! h = norm1(x); c = conv(h)
+//! x = x + attention(c·Wq, c·Wk, c·Wv)·Wo
+//! x = x + relu(norm2(x)·W1 + b1)·W2 + b2      (with an MLP)
+//! logits = normf(x[N-1])·Wc
+//! ```
+//!
+//! with attention restricted to the head's candidate pattern by the masks
+//! of [`crate::mask`]. With every option off this is version 1 (`x + attention(x·Wq,
+//! x·Wk, x·Wv)·Wo`, `logits = x[N-1]·Wc`), computed by the same tensor
+//! operations, so a version-1 model's logits and gradients are the same
+//! bits as before the options existed. The logits read only the last
+//! frame of the last layer, so that layer computes only the last query,
+//! its residual and its MLP: every other row would be thrown away. Its
+//! norm and convolution still run over every position, because the keys
+//! and values of every frame read them.
 
 use aether_domain::HeadConfig;
 use candle_core::{D, DType, Device, Tensor, Var};
@@ -21,12 +28,107 @@ use crate::TrainError;
 use crate::mask::{MaskCache, MaskTensors};
 use crate::rng::SplitMix64;
 
-/// Model features beyond version 1 of `docs/model.md`. Version 1 has
-/// none, so this is empty; it exists so a configuration can name them
-/// once they arrive without changing every constructor's signature.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The pre-norm of version 2 (`docs/model.md`, "Norms"), applied to
+/// each frame's `D` values before the attention branch, before the MLP
+/// and before the classifier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// No norm: the identity, with no weights (version 1).
+    #[default]
+    None,
+    /// `(x − mean) / √(var + ε) ⊙ γ + β`.
+    Layer,
+    /// `x / √(mean(x²) + ε) ⊙ γ`.
+    Rms,
+}
+
+impl Norm {
+    /// The `[D]` vectors one norm stores, in body order: γ and β for a
+    /// layer norm, γ for an RMS norm.
+    #[must_use]
+    pub const fn vectors(self) -> usize {
+        match self {
+            Self::None => 0,
+            Self::Layer => 2,
+            Self::Rms => 1,
+        }
+    }
+}
+
+/// The model options of version 2 (`docs/model.md`, "Version 2:
+/// options"). The default turns every option off, which is version 1
+/// weight for weight; each field defaults on its own, so a configuration
+/// written before the options existed (`{}`) still reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelOptions {}
+pub struct ModelOptions {
+    /// The pre-norm (`none`, `layer`, `rms`).
+    #[serde(default)]
+    pub norm: Norm,
+    /// Taps K of the causal depthwise convolution on the attention
+    /// branch's input: 0 turns it off, otherwise at least 2 (one tap
+    /// would only rescale each feature, which `Wq`, `Wk`, `Wv` already
+    /// can).
+    #[serde(default)]
+    pub conv_taps: usize,
+    /// Hidden width H of the per-layer ReLU MLP; 0 turns it off.
+    #[serde(default)]
+    pub mlp_hidden: usize,
+}
+
+impl ModelOptions {
+    /// True when every option is off: the model is version 1 and its
+    /// weights fit the version-1 body.
+    #[must_use]
+    pub const fn is_v1(&self) -> bool {
+        matches!(self.norm, Norm::None) && self.conv_taps == 0 && self.mlp_hidden == 0
+    }
+
+    /// Checks the options' ranges.
+    ///
+    /// # Errors
+    /// [`TrainError::Setting`] naming `conv_taps` when it is 1.
+    pub const fn validate(&self) -> Result<(), TrainError> {
+        if self.conv_taps == 1 {
+            return Err(TrainError::Setting {
+                name: "conv_taps",
+                reason: "0 turns the convolution off; otherwise it needs at least 2 taps",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How [`TemporalNet::new`] initialises one body tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Init {
+    /// Uniform in `[-1/√rows, 1/√rows)` from the seeded generator.
+    Uniform,
+    /// Every value 1 (a norm's γ).
+    Ones,
+    /// Every value 0 (a norm's β, an MLP bias).
+    Zeros,
+    /// Tap 0 is 1, the others 0: a fresh convolution is the identity, so
+    /// adding it leaves the initial model version 1's function and
+    /// training starts from the same well-scaled point; the earlier taps
+    /// grow only as far as the loss asks.
+    ConvIdentity,
+}
+
+/// One tensor of the body: `[rows][cols]`, vectors as `[1][n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    rows: usize,
+    cols: usize,
+    init: Init,
+}
+
+impl Part {
+    const fn new(rows: usize, cols: usize, init: Init) -> Self {
+        Self { rows, cols, init }
+    }
+}
 
 /// Everything that fixes the model's tensors, apart from their values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +151,8 @@ impl Architecture {
     ///
     /// # Errors
     /// [`TrainError::Config`] for an invalid head, [`TrainError::Setting`]
-    /// for zero layers or input width, [`TrainError::TooFewClasses`].
+    /// for zero layers or input width or an invalid option,
+    /// [`TrainError::TooFewClasses`].
     pub fn validate(&self) -> Result<(), TrainError> {
         self.head.validate()?;
         if self.n_layers == 0 {
@@ -69,23 +172,70 @@ impl Architecture {
                 classes: self.n_classes,
             });
         }
-        Ok(())
+        self.options.validate()
     }
 
-    /// `(rows, cols)` of every matrix in body order (`docs/model.md`,
-    /// "Weights, in body order"): per layer Wq, Wk, Wv, Wo, then Wc.
+    /// Every body tensor in body order (`docs/model.md`, "Body order,
+    /// version 2"): per layer γ1, β1 (with a norm), Wconv (with a
+    /// convolution), Wq, Wk, Wv, Wo, then with an MLP γ2, β2, W1, b1, W2,
+    /// b2; after the last layer γf, βf (with a norm) and Wc. With every
+    /// option off this is version 1's order: per layer Wq, Wk, Wv, Wo,
+    /// then Wc. The one place the order is written down: initialisation,
+    /// import, export and [`TemporalNet::vars`] all follow it.
+    fn parts(&self) -> Vec<Part> {
+        let (dim, q, kv) = (self.input_dim, self.q_width(), self.kv_width());
+        let ModelOptions {
+            norm,
+            conv_taps,
+            mlp_hidden,
+        } = self.options;
+        let norm_parts = |parts: &mut Vec<Part>| {
+            if norm.vectors() >= 1 {
+                parts.push(Part::new(1, dim, Init::Ones));
+            }
+            if norm.vectors() == 2 {
+                parts.push(Part::new(1, dim, Init::Zeros));
+            }
+        };
+        let mut parts = Vec::new();
+        for _ in 0..self.n_layers {
+            norm_parts(&mut parts);
+            if conv_taps >= 2 {
+                parts.push(Part::new(conv_taps, dim, Init::ConvIdentity));
+            }
+            parts.extend([
+                Part::new(dim, q, Init::Uniform),
+                Part::new(dim, kv, Init::Uniform),
+                Part::new(dim, kv, Init::Uniform),
+                Part::new(q, dim, Init::Uniform),
+            ]);
+            if mlp_hidden >= 1 {
+                norm_parts(&mut parts);
+                parts.extend([
+                    Part::new(dim, mlp_hidden, Init::Uniform),
+                    Part::new(1, mlp_hidden, Init::Zeros),
+                    Part::new(mlp_hidden, dim, Init::Uniform),
+                    Part::new(1, dim, Init::Zeros),
+                ]);
+            }
+        }
+        norm_parts(&mut parts);
+        parts.push(Part::new(dim, self.n_classes, Init::Uniform));
+        parts
+    }
+
+    /// `(rows, cols)` of every body tensor in body order (vectors as
+    /// `(1, n)`); see `docs/model.md`, "Body order, version 2". Version 1:
+    /// per layer Wq, Wk, Wv, Wo, then Wc.
     #[must_use]
     pub fn matrix_shapes(&self) -> Vec<(usize, usize)> {
-        let (dim, q, kv) = (self.input_dim, self.q_width(), self.kv_width());
-        let mut shapes = Vec::with_capacity(4 * self.n_layers + 1);
-        for _ in 0..self.n_layers {
-            shapes.extend([(dim, q), (dim, kv), (dim, kv), (q, dim)]);
-        }
-        shapes.push((dim, self.n_classes));
-        shapes
+        self.parts().iter().map(|p| (p.rows, p.cols)).collect()
     }
 
-    /// Number of weights: `L·(2·D·Hq·d + 2·D·Hkv·d) + D·C`.
+    /// Number of weights. Version 1: `L·(2·D·Hq·d + 2·D·Hkv·d) + D·C`;
+    /// version 2 adds per layer `v·D` for the norm (`v` = 2 for layer, 1
+    /// for rms), `K·D` for the convolution, `v·D + D·H + H + H·D + D` for
+    /// the MLP, and `v·D` for the final norm.
     #[must_use]
     pub fn weight_count(&self) -> usize {
         self.matrix_shapes().iter().map(|(r, c)| r * c).sum()
@@ -100,14 +250,95 @@ impl Architecture {
     }
 }
 
-/// One attention layer's projections, each `[in][out]` as in
-/// `docs/model.md` (applied as `x · W`).
+/// A norm's weights: `γ` (and `β` for a layer norm), each `[1][D]`.
+#[derive(Debug, Clone)]
+enum NormWeights {
+    /// The identity.
+    None,
+    /// Layer norm.
+    Layer { gamma: Var, beta: Var },
+    /// RMS norm.
+    Rms { gamma: Var },
+}
+
+/// ε of both norms (`docs/model.md`): it keeps a constant frame (variance
+/// 0) finite.
+const NORM_EPS: f64 = 1e-5;
+
+impl NormWeights {
+    /// The norm of each frame of `x` (`[B, n, D]`), over its `D` values,
+    /// with the population variance (divided by `D`, not `D − 1`), as the
+    /// kernel computes it.
+    fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::None => Ok(x.clone()),
+            Self::Layer { gamma, beta } => {
+                let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+                let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+                centred
+                    .broadcast_div(&(variance + NORM_EPS)?.sqrt()?)?
+                    .broadcast_mul(gamma)?
+                    .broadcast_add(beta)
+            }
+            Self::Rms { gamma } => {
+                let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+                x.broadcast_div(&(mean_square + NORM_EPS)?.sqrt()?)?
+                    .broadcast_mul(gamma)
+            }
+        }
+    }
+}
+
+/// The per-layer MLP: `x + relu(norm(x)·W1 + b1)·W2 + b2`.
+#[derive(Debug, Clone)]
+struct Mlp {
+    norm: NormWeights,
+    w1: Var,
+    b1: Var,
+    w2: Var,
+    b2: Var,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.norm.apply(x)?;
+        let hidden = project(&h, &self.w1)?.broadcast_add(&self.b1)?.relu()?;
+        x + project(&hidden, &self.w2)?.broadcast_add(&self.b2)?
+    }
+}
+
+/// One layer: its pre-norm, convolution, projections (each `[in][out]` as
+/// in `docs/model.md`, applied as `x · W`) and MLP.
 #[derive(Debug, Clone)]
 struct AttentionLayer {
+    norm: NormWeights,
+    /// `[K][D]`; `None` without a convolution.
+    conv: Option<Var>,
     wq: Var,
     wk: Var,
     wv: Var,
     wo: Var,
+    mlp: Option<Mlp>,
+}
+
+/// The causal depthwise convolution of `docs/model.md`: `c_t[f] =
+/// Σ_j w[j][f] · h_{t−j}[f]` for `h` `[B, n, D]` and `w` `[K, D]`, with
+/// zeros before the first frame, tap 0 on the current frame. Each frame
+/// sees only itself and earlier frames, so a streaming kernel can compute
+/// it from the last `K − 1` frames.
+fn causal_conv(h: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, n, dim) = h.dims3()?;
+    let taps = w.dim(0)?;
+    let zeros = Tensor::zeros((b, taps - 1, dim), h.dtype(), h.device())?;
+    // Row `taps − 1 + t` of `padded` is frame t; rows before it are the
+    // zeros "before the first frame".
+    let padded = Tensor::cat(&[&zeros, h], 1)?;
+    let mut c = h.broadcast_mul(&w.narrow(0, 0, 1)?)?;
+    for j in 1..taps {
+        let shifted = padded.narrow(1, taps - 1 - j, n)?;
+        c = (c + shifted.broadcast_mul(&w.narrow(0, j, 1)?)?)?;
+    }
+    Ok(c)
 }
 
 /// How rows of width `Hq·d` split into heads.
@@ -190,8 +421,9 @@ fn attention(
 }
 
 impl AttentionLayer {
-    /// `x + attention(x·Wq, x·Wk, x·Wv)·Wo` for `x` `[B, n, D]`; with
-    /// `last_only`, only for the last position (`[B, 1, D]`).
+    /// The layer for `x` `[B, n, D]`; with `last_only`, only for the last
+    /// position (`[B, 1, D]`). The norm and convolution always cover every
+    /// position: the keys and values of all frames read them.
     fn forward(
         &self,
         x: &Tensor,
@@ -200,16 +432,29 @@ impl AttentionLayer {
         last_only: bool,
     ) -> candle_core::Result<Tensor> {
         let n = x.dim(1)?;
-        let (rows, bias) = if last_only {
-            (x.narrow(1, n - 1, 1)?, &masks.last_bias)
-        } else {
-            (x.clone(), &masks.bias)
+        let h = self.norm.apply(x)?;
+        let c = match &self.conv {
+            Some(w) => causal_conv(&h, w)?,
+            None => h,
         };
-        let q = project(&rows, &self.wq)?;
-        let k = project(x, &self.wk)?;
-        let v = project(x, &self.wv)?;
+        let (rows, queries, bias) = if last_only {
+            (
+                x.narrow(1, n - 1, 1)?,
+                c.narrow(1, n - 1, 1)?,
+                &masks.last_bias,
+            )
+        } else {
+            (x.clone(), c.clone(), &masks.bias)
+        };
+        let q = project(&queries, &self.wq)?;
+        let k = project(&c, &self.wk)?;
+        let v = project(&c, &self.wv)?;
         let attended = attention(&q, &k, &v, heads, masks, bias)?;
-        rows + project(&attended, &self.wo)?
+        let x = (rows + project(&attended, &self.wo)?)?;
+        match &self.mlp {
+            Some(mlp) => mlp.forward(&x),
+            None => Ok(x),
+        }
     }
 }
 
@@ -219,24 +464,43 @@ pub struct TemporalNet {
     architecture: Architecture,
     dtype: DType,
     layers: Vec<AttentionLayer>,
+    final_norm: NormWeights,
     classifier: Var,
+    /// Every weight tensor in body order (the same `Var`s as above).
+    body: Vec<Var>,
     masks: MaskCache,
 }
 
 impl TemporalNet {
-    /// A model with seeded random weights: each matrix uniform in
-    /// `[-1/√rows, 1/√rows)` (rows = its input width), drawn in body
-    /// order from splitmix64, so the same seed gives the same bits.
+    /// A model with seeded initial weights, in body order: every matrix
+    /// applied as `x · W` (Wq, Wk, Wv, Wo, W1, W2, Wc) uniform in
+    /// `[-1/√rows, 1/√rows)` (rows = its input width) from splitmix64,
+    /// so the same seed gives the same bits; norms γ = 1 and β = 0; MLP
+    /// biases 0; a convolution the identity (tap 0 = 1, earlier taps 0).
+    /// Only the uniform matrices draw from the generator, so a version-1
+    /// model gets the same bits it got before the options existed, and
+    /// a fresh norm or convolution changes nothing it does not have to.
     ///
     /// # Errors
     /// [`Architecture::validate`]'s errors; [`TrainError::Setting`] for a
     /// dtype other than f32 or f64.
     pub fn new(architecture: Architecture, seed: u64, dtype: DType) -> Result<Self, TrainError> {
+        architecture.validate()?;
         let mut rng = SplitMix64::fork(seed, 1);
         let mut values = Vec::with_capacity(architecture.weight_count());
-        for (rows, cols) in architecture.matrix_shapes() {
-            let scale = 1.0 / (rows as f64).sqrt();
-            values.extend((0..rows * cols).map(|_| rng.next_symmetric(scale)));
+        for Part { rows, cols, init } in architecture.parts() {
+            match init {
+                Init::Uniform => {
+                    let scale = 1.0 / (rows as f64).sqrt();
+                    values.extend((0..rows * cols).map(|_| rng.next_symmetric(scale)));
+                }
+                Init::Ones => values.extend(std::iter::repeat_n(1.0, rows * cols)),
+                Init::Zeros => values.extend(std::iter::repeat_n(0.0, rows * cols)),
+                Init::ConvIdentity => {
+                    values.extend(std::iter::repeat_n(1.0, cols));
+                    values.extend(std::iter::repeat_n(0.0, (rows - 1) * cols));
+                }
+            }
         }
         Self::from_body(architecture, &values, dtype)
     }
@@ -267,49 +531,82 @@ impl TemporalNet {
             )));
         }
         let mut rest = values;
-        let mut vars = Vec::new();
-        for (rows, cols) in architecture.matrix_shapes() {
+        let mut body = Vec::new();
+        for Part { rows, cols, .. } in architecture.parts() {
             let (matrix, tail) = rest.split_at(rows * cols);
             rest = tail;
             let tensor = Tensor::from_slice(matrix, (rows, cols), &Device::Cpu)?.to_dtype(dtype)?;
-            vars.push(Var::from_tensor(&tensor)?);
+            body.push(Var::from_tensor(&tensor)?);
         }
-        let classifier = vars.pop().ok_or(TrainError::Setting {
-            name: "n_layers",
-            reason: "a model has at least one layer",
-        })?;
-        let layers = vars
-            .chunks_exact(4)
-            .map(|m| AttentionLayer {
-                wq: m[0].clone(),
-                wk: m[1].clone(),
-                wv: m[2].clone(),
-                wo: m[3].clone(),
+        // Hand the tensors out in the order `parts` listed them.
+        let mut queue = body.iter().cloned();
+        let mut next = || {
+            queue
+                .next()
+                .ok_or_else(|| TrainError::Weights("the body ended early".into()))
+        };
+        let norm = architecture.options.norm;
+        let take_norm = |next: &mut dyn FnMut() -> Result<Var, TrainError>| {
+            Ok::<_, TrainError>(match norm {
+                Norm::None => NormWeights::None,
+                Norm::Layer => NormWeights::Layer {
+                    gamma: next()?,
+                    beta: next()?,
+                },
+                Norm::Rms => NormWeights::Rms { gamma: next()? },
             })
-            .collect();
+        };
+        let mut layers = Vec::with_capacity(architecture.n_layers);
+        for _ in 0..architecture.n_layers {
+            let norm = take_norm(&mut next)?;
+            let conv = if architecture.options.conv_taps >= 2 {
+                Some(next()?)
+            } else {
+                None
+            };
+            let (wq, wk, wv, wo) = (next()?, next()?, next()?, next()?);
+            let mlp = if architecture.options.mlp_hidden >= 1 {
+                Some(Mlp {
+                    norm: take_norm(&mut next)?,
+                    w1: next()?,
+                    b1: next()?,
+                    w2: next()?,
+                    b2: next()?,
+                })
+            } else {
+                None
+            };
+            layers.push(AttentionLayer {
+                norm,
+                conv,
+                wq,
+                wk,
+                wv,
+                wo,
+                mlp,
+            });
+        }
+        let final_norm = take_norm(&mut next)?;
+        let classifier = next()?;
         let masks = MaskCache::new(architecture.head.clone(), dtype)?;
         Ok(Self {
             architecture,
             dtype,
             layers,
+            final_norm,
             classifier,
+            body,
             masks,
         })
     }
 
-    /// Every weight matrix in body order (`docs/model.md`): per layer Wq,
-    /// Wk, Wv, Wo, then Wc. Why public: an optimizer, a gradient check or
-    /// an exporter walks the weights in the one order the kernel reads.
+    /// Every weight tensor in body order (`docs/model.md`, "Body order,
+    /// version 2"; version 1: per layer Wq, Wk, Wv, Wo, then Wc), vectors
+    /// as `[1][n]`. Why public: an optimizer, a gradient check or an
+    /// exporter walks the weights in the one order the kernel reads.
     #[must_use]
     pub fn vars(&self) -> Vec<Var> {
-        let mut vars: Vec<Var> = self
-            .layers
-            .iter()
-            .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo])
-            .cloned()
-            .collect();
-        vars.push(self.classifier.clone());
-        vars
+        self.body.clone()
     }
 
     /// Every weight in body order, widened to f64.
@@ -367,6 +664,7 @@ impl TemporalNet {
         for (l, layer) in self.layers.iter().enumerate() {
             x = layer.forward(&x, heads, &masks, l == last)?;
         }
+        let x = self.final_norm.apply(&x)?;
         Ok(x.squeeze(1)?.matmul(&self.classifier)?)
     }
 }

@@ -24,7 +24,8 @@ pub struct TrainConfig {
     pub head: HeadConfig,
     /// Attention layers L.
     pub n_layers: usize,
-    /// Model features beyond version 1 (none yet).
+    /// The version-2 options (`docs/model.md`); the default, every option
+    /// off, is version 1.
     #[serde(default)]
     pub options: ModelOptions,
     /// Epochs, batch size, learning rate, weight decay, seed.
@@ -98,12 +99,12 @@ pub fn train(
 }
 
 /// Continues training from `initial` (e.g. an imported `.rvne` model).
-/// `config.n_layers` and the heads of `config.head` must match the
-/// weights; the seed still fixes the batch order.
+/// `config.n_layers`, `config.options` and the heads of `config.head`
+/// must match the weights; the seed still fixes the batch order.
 ///
 /// # Errors
 /// As [`train`], and [`TrainError::Weights`] when `initial` does not fit
-/// the config or the data (frame width, class count).
+/// the config or the data (frame width, class count, options).
 pub fn fine_tune(
     config: &TrainConfig,
     initial: &ModelWeights,
@@ -111,12 +112,7 @@ pub fn fine_tune(
     observer: &mut dyn FnMut(Progress),
 ) -> Result<Trained, TrainError> {
     check_split(data)?;
-    let net = TemporalNet::from_weights(
-        initial,
-        config.head.clone(),
-        config.options.clone(),
-        DType::F32,
-    )?;
+    let net = TemporalNet::from_weights(initial, config.head.clone(), DType::F32)?;
     let a = net.architecture();
     let expected = (config.n_layers, data.train.input_dim, data.classes.len());
     if (a.n_layers, a.input_dim, a.n_classes) != expected {
@@ -124,6 +120,12 @@ pub fn fine_tune(
             "the weights have {} layers, input_dim {}, {} classes; the config and data need \
              {}, {}, {}",
             a.n_layers, a.input_dim, a.n_classes, expected.0, expected.1, expected.2
+        )));
+    }
+    if a.options != config.options {
+        return Err(TrainError::Weights(format!(
+            "the weights have options {:?}; the config has {:?}",
+            a.options, config.options
         )));
     }
     run(&net, config, data, observer)
