@@ -105,6 +105,9 @@ pub(crate) enum CliError {
         /// What is wrong.
         why: String,
     },
+    /// `aether gate` said no: a criterion failed (the table on standard
+    /// output has the numbers), or the data cannot be gated.
+    Gate(String),
     /// A dense or reference prefill longer than the documented limit,
     /// without `--force`.
     TooLong {
@@ -203,6 +206,7 @@ impl fmt::Display for CliError {
             }
             Self::Model { context, source } => write!(f, "{context}: {source}"),
             Self::Check(message) => write!(f, "demo check failed: {message}"),
+            Self::Gate(message) => write!(f, "{message}"),
             Self::ClassCount {
                 given,
                 model,

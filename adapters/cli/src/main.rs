@@ -14,6 +14,7 @@ mod convert;
 mod csv;
 mod demo;
 mod error;
+mod gate;
 mod init;
 mod inspect;
 mod packet;
@@ -69,6 +70,10 @@ enum Command {
     /// per-epoch held-out metrics and three baselines on the same split.
     #[command(after_help = EXIT_STATUS)]
     Train(train::TrainArgs),
+    /// Train a sparse and a dense model alike in all else and say whether
+    /// sparse may replace dense: loss, accuracy, neighbourhoods, latency.
+    #[command(after_help = EXIT_STATUS)]
+    Gate(gate::GateArgs),
     /// Write a .rvne model's weights as safetensors.
     #[command(after_help = EXIT_STATUS)]
     Export(convert::ExportArgs),
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args, &mut out),
         Command::Synth(args) => synth::run(args, &mut out),
         Command::Train(args) => train::run(args, &mut out),
+        Command::Gate(args) => gate::run(args, &mut out),
         Command::Export(args) => convert::export(args, &mut out),
         Command::Import(args) => convert::import(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),

@@ -32,6 +32,28 @@ use crate::sidecar::{self, FORMAT, Sidecar};
 /// Arguments of `aether train`.
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    setup: SetupArgs,
+    /// The model file to write; the model card goes beside it (.json).
+    #[arg(long, value_name = "FILE.rvne")]
+    out: PathBuf,
+    /// Store the weights as f16 (half the size; see docs/training.md for
+    /// the measured effect on the logits).
+    #[arg(long)]
+    f16: bool,
+    /// Also write the model card to this JSON file.
+    #[arg(long, value_name = "FILE.json")]
+    metrics: Option<PathBuf>,
+    /// Overwrite the output files if they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+/// What decides the trained model: the data, the head config, the depth
+/// and the schedule. Why a struct of its own: `aether gate` trains with
+/// exactly these options, so they are declared, documented and read once.
+#[derive(Debug, Args)]
+pub(crate) struct SetupArgs {
     /// `synthetic` (the documented generator, docs/training-data.md) or a
     /// labelled CSV (`label,sequence,f0,…`).
     #[arg(long, value_name = "synthetic|FILE.csv")]
@@ -43,7 +65,7 @@ pub(crate) struct TrainArgs {
     /// Head config TOML (backend sparse|dense, window, block size, heads, …);
     /// missing head-shape keys default to the AETHER shape.
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Passes over the training windows [default: the trainer's, 20; see
     /// docs/training.md].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -55,20 +77,10 @@ pub(crate) struct TrainArgs {
     /// (default: the window, so windows do not overlap).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     hop: Option<u32>,
-    /// The model file to write; the model card goes beside it (.json).
-    #[arg(long, value_name = "FILE.rvne")]
-    out: PathBuf,
-    /// Store the weights as f16 (half the size; see docs/training.md for
-    /// the measured effect on the logits).
-    #[arg(long)]
-    f16: bool,
     /// Seeds the synthetic data, the split, the initial weights and the
     /// batch order (decimal or 0x-hex).
     #[arg(long, default_value = "1", value_parser = parse_seed)]
     seed: u64,
-    /// Also write the model card to this JSON file.
-    #[arg(long, value_name = "FILE.json")]
-    metrics: Option<PathBuf>,
     /// Attention layers.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     layers: u32,
@@ -88,9 +100,6 @@ pub(crate) struct TrainArgs {
     /// Synthetic data: recordings per class.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     per_class: u32,
-    /// Overwrite the output files if they exist.
-    #[arg(long)]
-    force: bool,
 }
 
 /// Trains, evaluates, compares and writes.
@@ -104,22 +113,11 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
             return Err(CliError::Exists { path: path.clone() });
         }
     }
-    let head = head_config(args.config.as_deref())?;
-    let window = args.window as usize;
-    let (data, source) = load(args, window)?;
-    let defaults = TrainConfig::default().schedule;
-    let config = TrainConfig {
-        head,
-        n_layers: args.layers as usize,
-        options: ModelOptions::default(),
-        schedule: Schedule {
-            epochs: args.epochs.map_or(defaults.epochs, |n| n as usize),
-            batch_size: args.batch_size.map_or(defaults.batch_size, |n| n as usize),
-            learning_rate: args.learning_rate.unwrap_or(defaults.learning_rate),
-            weight_decay: defaults.weight_decay,
-            seed: args.seed,
-        },
-    };
+    let setup = &args.setup;
+    let head = head_config(setup.config.as_deref())?;
+    let window = setup.window();
+    let (data, source) = load(setup)?;
+    let config = setup.train_config(head);
     writeln!(
         out,
         "data    {source}: {} training / {} held-out windows of {window} frames, {} classes ({})",
@@ -170,7 +168,7 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
         format: FORMAT.to_owned(),
         classes: data.classes.clone(),
         window,
-        hop: hop(args, window),
+        hop: setup.hop(),
         input_dim: data.train.input_dim,
         n_layers: config.n_layers,
         head: config.head.clone(),
@@ -208,9 +206,39 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
     Ok(())
 }
 
+impl SetupArgs {
+    /// `--window`.
+    pub(crate) fn window(&self) -> usize {
+        self.window as usize
+    }
+
+    /// `--hop`, defaulting to the window.
+    fn hop(&self) -> usize {
+        self.hop.map_or(self.window(), |hop| hop as usize)
+    }
+
+    /// The trainer's config for `head`: these layers and this schedule,
+    /// the trainer's defaults for what was not given.
+    pub(crate) fn train_config(&self, head: HeadConfig) -> TrainConfig {
+        let defaults = TrainConfig::default().schedule;
+        TrainConfig {
+            head,
+            n_layers: self.layers as usize,
+            options: ModelOptions::default(),
+            schedule: Schedule {
+                epochs: self.epochs.map_or(defaults.epochs, |n| n as usize),
+                batch_size: self.batch_size.map_or(defaults.batch_size, |n| n as usize),
+                learning_rate: self.learning_rate.unwrap_or(defaults.learning_rate),
+                weight_decay: defaults.weight_decay,
+                seed: self.seed,
+            },
+        }
+    }
+}
+
 /// The head config: the TOML's, with head-shape keys it leaves out taken
 /// from the AETHER default; or the default itself.
-fn head_config(path: Option<&Path>) -> Result<HeadConfig, CliError> {
+pub(crate) fn head_config(path: Option<&Path>) -> Result<HeadConfig, CliError> {
     let default = HeadConfig::default_aether();
     let Some(path) = path else {
         return Ok(default);
@@ -223,14 +251,10 @@ fn head_config(path: Option<&Path>) -> Result<HeadConfig, CliError> {
     Ok(toml_config::from_toml_file_with(path, Some(shape))?)
 }
 
-/// `--hop`, defaulting to the window.
-fn hop(args: &TrainArgs, window: usize) -> usize {
-    args.hop.map_or(window, |hop| hop as usize)
-}
-
 /// The split to train on, and a description of where it came from.
-fn load(args: &TrainArgs, window: usize) -> Result<(Split, String), CliError> {
-    let hop = hop(args, window);
+pub(crate) fn load(args: &SetupArgs) -> Result<(Split, String), CliError> {
+    let window = args.window();
+    let hop = args.hop();
     if args.data == "synthetic" {
         // One window per recording: a synthetic recording's label holds for
         // all of it, and its event can start anywhere up to the middle
@@ -277,7 +301,7 @@ fn load(args: &TrainArgs, window: usize) -> Result<(Split, String), CliError> {
 
 /// Runs `work` under a progress bar over its optimizer steps, printing
 /// one table row per epoch when `epochs` is set.
-fn with_bar<T>(
+pub(crate) fn with_bar<T>(
     what: &str,
     out: &mut dyn Write,
     epochs: bool,
@@ -371,7 +395,7 @@ fn summary(
 }
 
 /// `97.5 %`, or `-` without held-out data.
-fn percent(fraction: f64) -> String {
+pub(crate) fn percent(fraction: f64) -> String {
     if fraction.is_finite() {
         format!("{:.1} %", fraction * 100.0)
     } else {
