@@ -11,11 +11,15 @@ use aether_domain::{AttentionBackend, BackendKind, HeadConfig};
 use aether_model::{ModelWeights, TemporalModel};
 use aether_rvne::{ElementType, RvneBlob};
 use aether_sparse::SparseBackend;
-use aether_train::{Architecture, ModelOptions, TemporalNet};
+use aether_train::{Architecture, ModelOptions, Norm, TemporalNet};
 use candle_core::{DType, Device, Tensor};
 
 /// The default AETHER shape with 5 classes (the synthetic set's).
 fn default_shape(backend: BackendKind) -> Architecture {
+    with_options(backend, ModelOptions::default())
+}
+
+fn with_options(backend: BackendKind, options: ModelOptions) -> Architecture {
     Architecture {
         input_dim: 16,
         n_classes: 5,
@@ -24,7 +28,7 @@ fn default_shape(backend: BackendKind) -> Architecture {
             backend,
             ..HeadConfig::default_aether()
         },
-        options: ModelOptions::default(),
+        options,
     }
 }
 
@@ -71,20 +75,40 @@ fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
 /// Trainer and kernel logits for one backend, with weights `scale`×
 /// the initial ones (trained weights are larger than initial ones).
 fn compare(backend: BackendKind, n: usize, element: ElementType) -> (f32, f32) {
-    let architecture = default_shape(backend);
+    compare_model(default_shape(backend), n, Some(element))
+}
+
+/// As [`compare`] for any architecture; `element: None` hands the
+/// weights to the kernel directly instead of through a `.rvne` blob.
+fn compare_model(architecture: Architecture, n: usize, element: Option<ElementType>) -> (f32, f32) {
+    let backend = architecture.head.backend;
     let head = architecture.head.clone();
+    let v1 = architecture.options.is_v1();
     let net = TemporalNet::new(architecture, 3, DType::F32).unwrap();
-    for var in net.vars() {
-        var.set(&(var.as_tensor() * 2.0).unwrap()).unwrap();
+    for (k, var) in net.vars().into_iter().enumerate() {
+        let mut moved = (var.as_tensor() * 2.0).unwrap();
+        if !v1 {
+            // Move γ, β, the earlier taps and the biases off their
+            // initial constants, so every version-2 weight matters.
+            let offsets: Vec<f32> = (0..var.as_tensor().elem_count())
+                .map(|i| 0.2 * (1.3 * i as f32 + 0.7 * k as f32).sin())
+                .collect();
+            let offsets = Tensor::from_vec(offsets, var.shape().clone(), &Device::Cpu).unwrap();
+            moved = (moved + offsets).unwrap();
+        }
+        var.set(&moved).unwrap();
     }
     let count = 3;
     let frames = windows(count, n);
     let expected = trainer_logits(&net, &frames, count, n);
     let weights = net.to_weights().unwrap();
-    let weights = RvneBlob::from_weights(&weights, element)
-        .unwrap()
-        .to_weights()
-        .unwrap();
+    let weights = match element {
+        Some(element) => RvneBlob::from_weights(&weights, element)
+            .unwrap()
+            .to_weights()
+            .unwrap(),
+        None => weights,
+    };
     let got = match backend {
         BackendKind::Dense => {
             kernel_logits(weights, DenseBackend::new(head).unwrap(), &frames, count)
@@ -118,4 +142,37 @@ fn f16_export_stays_within_its_measured_bound() {
     // Measured 1.78e-3 (weights ×2 of the initial scale, logits up to
     // 6.3): f16 keeps 11 significant bits, a relative 2.4e-4 per weight.
     assert!(diff < 5e-3, "{diff:e}");
+}
+
+/// Every version-2 option on, at the sizes the ablation uses.
+fn all_options(norm: Norm) -> ModelOptions {
+    ModelOptions {
+        norm,
+        conv_taps: 4,
+        mlp_hidden: 32,
+    }
+}
+
+#[test]
+fn version_2_sparse_kernel_matches_the_trainer() {
+    for norm in [Norm::Layer, Norm::Rms] {
+        let architecture = with_options(BackendKind::Sparse, all_options(norm));
+        let (diff, magnitude) = compare_model(architecture, 256, None);
+        println!(
+            "sparse f32 parity, {norm:?} norm, conv 4, mlp 32, N 256: max |Δlogit| {diff:.3e} \
+             (logits up to {magnitude:.2})"
+        );
+        assert!(diff < 1e-4, "{diff:e}");
+    }
+}
+
+#[test]
+fn version_2_dense_kernel_matches_the_trainer() {
+    let architecture = with_options(BackendKind::Dense, all_options(Norm::Layer));
+    let (diff, magnitude) = compare_model(architecture, 256, None);
+    println!(
+        "dense f32 parity, layer norm, conv 4, mlp 32, N 256: max |Δlogit| {diff:.3e} (logits \
+         up to {magnitude:.2})"
+    );
+    assert!(diff < 1e-4, "{diff:e}");
 }
