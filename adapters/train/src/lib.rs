@@ -12,9 +12,10 @@
 //! - [`train`] / [`fine_tune`]: AdamW on the cross-entropy of the
 //!   last-frame logits, deterministic for a seed, with [`Progress`]
 //!   callbacks for a progress bar and per-epoch metrics.
-//! - [`TemporalNet`]: the model itself; [`TemporalNet::to_weights`] and
-//!   [`TemporalNet::from_weights`] convert to and from the kernel's
-//!   weights type.
+//! - [`TemporalNet`]: the model itself, version 1 or with the version-2
+//!   options of [`ModelOptions`] (pre-norm, causal convolution, MLP);
+//!   [`TemporalNet::to_weights`] and [`TemporalNet::from_weights`]
+//!   convert to and from the kernel's weights type, options included.
 //! - [`Metrics`]: accuracy, macro-F1, confusion matrix.
 //! - [`baselines`]: majority class, a linear probe on window statistics,
 //!   a causal 1D-CNN, trained the same way.
