@@ -147,13 +147,16 @@ const fn blob_code(error: &RvneError) -> i32 {
         | RvneError::WeightsLenMismatch { .. } => RUV_TEMPORAL_ERR_INVALID_SIZE,
         RvneError::UnsupportedVersion { .. }
         | RvneError::ReservedFlagBits { .. }
-        | RvneError::ReservedByte { .. } => RUV_TEMPORAL_ERR_INVALID_VERSION,
+        | RvneError::ReservedByte { .. }
+        | RvneError::BadNorm { .. }
+        | RvneError::ReservedOptionBytes => RUV_TEMPORAL_ERR_INVALID_VERSION,
         RvneError::CrcMismatch { .. } => RUV_TEMPORAL_ERR_INVALID_CRC,
         RvneError::BadMagic { .. }
         | RvneError::ZeroDimension { .. }
         | RvneError::GroupRatio { .. }
         | RvneError::NoLayers
-        | RvneError::TooFewClasses { .. } => RUV_TEMPORAL_ERR_INVALID_ARG,
+        | RvneError::TooFewClasses { .. }
+        | RvneError::ConvTaps => RUV_TEMPORAL_ERR_INVALID_ARG,
         _ => RUV_TEMPORAL_FAIL,
     }
 }

@@ -189,7 +189,14 @@ fn init_corrupt_blobs() {
             RUV_TEMPORAL_ERR_INVALID_SIZE,
         ),
         ("magic", |b| b[0] ^= 0xFF, RUV_TEMPORAL_ERR_INVALID_ARG),
-        ("version 2", |b| b[4] = 2, RUV_TEMPORAL_ERR_INVALID_VERSION),
+        ("version 3", |b| b[4] = 3, RUV_TEMPORAL_ERR_INVALID_VERSION),
+        // A version-1 body read as version 2: the longer header makes the
+        // declared length disagree with the blob's.
+        (
+            "version 2 on a v1 body",
+            |b| b[4] = 2,
+            RUV_TEMPORAL_ERR_INVALID_SIZE,
+        ),
         (
             "reserved flag bit",
             |b| b[6] |= 0x02,
@@ -297,6 +304,7 @@ fn init_a_ring_too_large_for_memory() {
         n_layers: 1,
         n_classes: 2,
         element_type: ElementType::F16,
+        options: aether_model::ModelOptions::V1,
     };
     let bytes = RvneBlob::random(header, 1).expect("blob").into_bytes();
     let mut ctx = ptr::null_mut();

@@ -256,7 +256,10 @@ pub(crate) const fn parse_check(error: &RvneError) -> Option<(u8, &'static str)>
         RvneError::ZeroDimension { .. }
         | RvneError::GroupRatio { .. }
         | RvneError::NoLayers
-        | RvneError::TooFewClasses { .. } => (7, "header rules"),
+        | RvneError::TooFewClasses { .. }
+        | RvneError::BadNorm { .. }
+        | RvneError::ReservedOptionBytes
+        | RvneError::ConvTaps => (7, "header rules"),
         RvneError::SizeOverflow | RvneError::WeightsLenMismatch { .. } => (8, "weights length"),
         _ => return None,
     })

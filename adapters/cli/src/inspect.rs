@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use aether_model::{ModelError, NonFiniteValue, WeightMatrix};
-use aether_rvne::{FOOTER_LEN, HEADER_LEN, Header, Matrix, MatrixKind, RvneView, VERSION};
+use aether_rvne::{FOOTER_LEN, Header, Matrix, MatrixKind, RvneView};
 use clap::Args;
 
 use crate::csv::origin_of;
@@ -54,7 +54,8 @@ pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliErro
     writeln!(out, "file        {name}")?;
     writeln!(
         out,
-        "format      .rvne version {VERSION}, flags 0x{:02X}: weights {} ({} bytes each)",
+        "format      .rvne version {}, flags 0x{:02X}: weights {} ({} bytes each)",
+        header.version(),
         bytes[6],
         element_name(header),
         header.element_type.size()
@@ -69,29 +70,35 @@ pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliErro
         header.n_layers,
         header.n_classes
     )?;
+    if !header.options.is_v1() {
+        let o = header.options;
+        writeln!(
+            out,
+            "options     norm {}, conv_taps {}, mlp_hidden {} (model version 2, docs/model.md)",
+            match o.norm {
+                aether_model::Norm::None => "none",
+                aether_model::Norm::Layer => "layer",
+                aether_model::Norm::Rms => "rms",
+            },
+            o.conv_taps,
+            o.mlp_hidden
+        )?;
+    }
     writeln!(out, "attention   {}", attention_layout(header))?;
     writeln!(out, "parameters  {}", thousands(view.weight_count()))?;
     writeln!(
         out,
         "matrices    row-major [in][out], y = x·W, in body order"
     )?;
-    for layer in view.layers() {
-        for kind in MatrixKind::PROJECTIONS {
-            let id = WeightMatrix::Layer {
-                layer: layer.index(),
-                kind,
-            };
-            if let Some(matrix) = layer.matrix(kind) {
-                matrix_line(out, id, matrix)?;
-            }
-        }
+    for (id, matrix) in view.matrices() {
+        matrix_line(out, id, matrix)?;
     }
-    matrix_line(out, WeightMatrix::Classifier, view.classifier())?;
     let weight_bytes = view.weight_bytes().len();
     writeln!(
         out,
-        "bytes       {} total = {HEADER_LEN} header + {} weights (weights_len) + {FOOTER_LEN} CRC",
+        "bytes       {} total = {} header + {} weights (weights_len) + {FOOTER_LEN} CRC",
         thousands(bytes.len()),
+        header.header_len(),
         thousands(weight_bytes)
     )?;
     let crc_status = if computed == view.crc() {

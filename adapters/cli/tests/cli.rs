@@ -134,13 +134,13 @@ fn inspect_names_the_first_failing_check() {
             "check 1 of 8 (minimum length)",
         ),
         (
-            "version 2",
+            "version 3",
             {
                 let mut b = good.clone();
-                b[4] = 2;
+                b[4] = 3;
                 b
             },
-            "check 3 of 8 (version) failed: unsupported .rvne version 2",
+            "check 3 of 8 (version) failed: unsupported .rvne version 3",
         ),
         (
             "reserved flag bit",

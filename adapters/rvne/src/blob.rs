@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use crate::error::RvneError;
-use crate::format::{ElementType, Header, MIN_BLOB_LEN};
+use crate::format::{ElementType, FOOTER_LEN, Header};
 use aether_model::{Layout, ModelWeights};
 
 use crate::view::RvneView;
@@ -117,10 +117,10 @@ impl RvneBlob {
         // `blob_len` is overflow-checked and guarantees `weights_len` fits
         // the u32 field, so this allocation size is a checked length.
         let blob_len = header.blob_len()?;
-        let weights_len =
-            u32::try_from(blob_len - MIN_BLOB_LEN).map_err(|_| RvneError::SizeOverflow)?;
+        let weights_len = u32::try_from(blob_len - header.header_len() - FOOTER_LEN)
+            .map_err(|_| RvneError::SizeOverflow)?;
         let mut bytes = Vec::with_capacity(blob_len);
-        bytes.extend_from_slice(&header.encode(weights_len));
+        bytes.extend_from_slice(&header.encode(weights_len)[..header.header_len()]);
         for (index, &value) in weights.iter().enumerate() {
             let unrepresentable = RvneError::UnrepresentableWeight { index };
             if !value.is_finite() {

@@ -26,9 +26,13 @@ pub enum RvneError {
         /// The little-endian `u32` found at offset 0.
         found: u32,
     },
-    /// Check 3: the version is not 1. Versions are a hard break: a reader
+    /// Check 3: the version is not 1 or 2 (or is 2 with every option off).
+    /// Versions are a hard break: a reader
     /// never guesses at a layout it was not written for.
-    #[error("unsupported .rvne version {found}; this reader understands version 1 only")]
+    #[error(
+        "unsupported .rvne version {found}; this reader understands versions 1 and 2 (a \
+         version-2 blob with every option off is written as version 1)"
+    )]
     UnsupportedVersion {
         /// The version found at offset 4.
         found: u16,
@@ -46,10 +50,14 @@ pub enum RvneError {
         /// The byte found at offset 7.
         value: u8,
     },
-    /// Check 5: the blob length is not `28 + weights_len`.
-    #[error("header declares a {declared}-byte blob (28 + weights_len) but it is {actual} bytes")]
+    /// Check 5: the blob length is not `28 + weights_len` (version 1) or
+    /// `36 + weights_len` (version 2).
+    #[error(
+        "header declares a {declared}-byte blob (header, weights_len and CRC) but it is {actual} \
+         bytes"
+    )]
     LengthMismatch {
-        /// `28 + weights_len`, the total length the header implies.
+        /// Header length + `weights_len` + 4, the total the header implies.
         declared: u64,
         /// Length of the input.
         actual: usize,
@@ -92,6 +100,21 @@ pub enum RvneError {
     /// the `u32` `weights_len` field). Such a blob cannot exist in memory.
     #[error("the header's shape implies more weight bytes than this platform can address")]
     SizeOverflow,
+    /// Check 7 (version 2): the options block's norm code is not 0 (none),
+    /// 1 (layer) or 2 (RMS).
+    #[error("options block: norm code {code} is not 0 (none), 1 (layer) or 2 (rms)")]
+    BadNorm {
+        /// The byte at offset 24.
+        code: u8,
+    },
+    /// Check 7 (version 2): the options block's reserved bytes 28–31 are
+    /// not all zero.
+    #[error("options block: reserved bytes 28-31 must be 0")]
+    ReservedOptionBytes,
+    /// Check 7 (version 2): a convolution of one tap (0 is off, at least 2
+    /// is a convolution).
+    #[error("options block: conv_taps is 1; it must be 0 (off) or at least 2")]
+    ConvTaps,
     /// Check 8b: `weights_len` is not the shape's weight count times the
     /// element size.
     #[error("weights_len is {actual} bytes but the header's shape needs {expected}")]
@@ -125,13 +148,6 @@ pub enum RvneError {
         /// The model's value.
         value: usize,
     },
-    /// Writer: the model uses version-2 options (`docs/model.md`), which a
-    /// version-1 blob cannot carry, and this crate writes version 1 only.
-    #[error(
-        "the model uses version-2 options (norm, conv_taps or mlp_hidden); .rvne version 2 \
-         is not implemented yet, so only version-1 models can be written"
-    )]
-    NeedsVersion2,
     /// Accessor: a layer index at or past `n_layers`.
     #[error("layer {layer} does not exist; the model has {n_layers} layers")]
     LayerOutOfRange {
@@ -176,6 +192,9 @@ impl RvneError {
                 | Self::GroupRatio { .. }
                 | Self::NoLayers
                 | Self::TooFewClasses { .. }
+                | Self::BadNorm { .. }
+                | Self::ReservedOptionBytes
+                | Self::ConvTaps
                 | Self::SizeOverflow
                 | Self::WeightsLenMismatch { .. }
         )

@@ -6,7 +6,7 @@
 //! through [`Header::validate`].
 
 use crate::error::RvneError;
-use aether_model::{Layout, ModelOptions, ModelShape, ShapeError};
+use aether_model::{Layout, ModelOptions, ModelShape, Norm, ShapeError};
 
 /// The magic number at offset 0, a little-endian `u32`
 /// (`docs/rvne-format.md`).
@@ -16,11 +16,23 @@ use aether_model::{Layout, ModelOptions, ModelShape, ShapeError};
 /// `45 4E 56 52` (ASCII "ENVR"), exactly as the prototype wrote them.
 pub const MAGIC: u32 = 0x5256_4E45;
 
-/// The only format version this crate reads and writes.
+/// Format version 1: the version-1 model (`docs/model.md`). A model with
+/// every option off is always written as version 1, bit for bit.
 pub const VERSION: u16 = 1;
 
-/// Bytes of fixed header before the weights.
+/// Format version 2: a version-1 header plus an 8-byte options block
+/// (`docs/rvne-format.md`, "Version 2").
+pub const VERSION_2: u16 = 2;
+
+/// Bytes of fixed header before the weights in version 1 (and the part of
+/// every header that all versions share).
 pub const HEADER_LEN: usize = 24;
+
+/// Bytes of the version-2 options block after the shared header.
+pub const OPTIONS_LEN: usize = 8;
+
+/// Bytes of header before the weights in version 2.
+pub const HEADER_LEN_V2: usize = HEADER_LEN + OPTIONS_LEN;
 
 /// Bytes of CRC after the weights.
 pub const FOOTER_LEN: usize = 4;
@@ -99,6 +111,9 @@ pub struct Header {
     pub n_classes: u16,
     /// How the weights are stored.
     pub element_type: ElementType,
+    /// Model version 2's options; all off ([`ModelOptions::V1`]) means a
+    /// version-1 blob.
+    pub options: ModelOptions,
 }
 
 impl Header {
@@ -118,6 +133,28 @@ impl Header {
             n_layers: shape.n_layers as u16,
             n_classes: shape.n_classes as u16,
             element_type,
+            options: ModelOptions::V1,
+        }
+    }
+
+    /// The format version this header is written as: 1 when every option
+    /// is off, else 2.
+    #[must_use]
+    pub const fn version(&self) -> u16 {
+        if self.options.is_v1() {
+            VERSION
+        } else {
+            VERSION_2
+        }
+    }
+
+    /// Bytes before the weights: 24 in version 1, 32 in version 2.
+    #[must_use]
+    pub const fn header_len(&self) -> usize {
+        if self.options.is_v1() {
+            HEADER_LEN
+        } else {
+            HEADER_LEN_V2
         }
     }
 
@@ -131,7 +168,7 @@ impl Header {
             head_dim: self.head_dim as usize,
             n_layers: self.n_layers as usize,
             n_classes: self.n_classes as usize,
-            options: ModelOptions::V1,
+            options: self.options,
         }
     }
 
@@ -139,12 +176,8 @@ impl Header {
     ///
     /// # Errors
     /// [`RvneError::FieldTooLarge`] naming the first dimension above the
-    /// format's `u16` fields; [`RvneError::NeedsVersion2`] for a shape with
-    /// version-2 options.
+    /// format's fields (`conv_taps` is a `u8`, the others `u16`).
     pub fn from_shape(shape: ModelShape, element_type: ElementType) -> Result<Self, RvneError> {
-        if !shape.options.is_v1() {
-            return Err(RvneError::NeedsVersion2);
-        }
         let field = |name: &'static str, value: usize| {
             u16::try_from(value).map_err(|_| RvneError::FieldTooLarge { field: name, value })
         };
@@ -156,6 +189,16 @@ impl Header {
             n_layers: field("n_layers", shape.n_layers)?,
             n_classes: field("n_classes", shape.n_classes)?,
             element_type,
+            options: {
+                if u8::try_from(shape.options.conv_taps).is_err() {
+                    return Err(RvneError::FieldTooLarge {
+                        field: "conv_taps",
+                        value: shape.options.conv_taps,
+                    });
+                }
+                field("mlp_hidden", shape.options.mlp_hidden)?;
+                shape.options
+            },
         })
     }
 
@@ -232,7 +275,7 @@ impl Header {
                 if bytes > u32::MAX as usize {
                     return Err(RvneError::SizeOverflow);
                 }
-                match bytes.checked_add(MIN_BLOB_LEN) {
+                match bytes.checked_add(self.header_len() + FOOTER_LEN) {
                     Some(total) => Ok(total),
                     None => Err(RvneError::SizeOverflow),
                 }
@@ -241,12 +284,14 @@ impl Header {
         }
     }
 
-    /// The 24 header bytes for this header and a `weights_len`.
+    /// The header bytes for this header and a `weights_len`: the first
+    /// [`Header::header_len`] bytes of the result (24 in version 1, 32 in
+    /// version 2, whose options block follows the shared 24 bytes).
     #[cfg(feature = "alloc")]
-    pub(crate) fn encode(&self, weights_len: u32) -> [u8; HEADER_LEN] {
-        let mut out = [0_u8; HEADER_LEN];
+    pub(crate) fn encode(&self, weights_len: u32) -> [u8; HEADER_LEN_V2] {
+        let mut out = [0_u8; HEADER_LEN_V2];
         out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-        out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        out[4..6].copy_from_slice(&self.version().to_le_bytes());
         out[6] = self.element_type.flags();
         out[7] = 0;
         out[8..10].copy_from_slice(&self.input_dim.to_le_bytes());
@@ -256,7 +301,42 @@ impl Header {
         out[16..18].copy_from_slice(&self.n_layers.to_le_bytes());
         out[18..20].copy_from_slice(&self.n_classes.to_le_bytes());
         out[20..24].copy_from_slice(&weights_len.to_le_bytes());
+        if !self.options.is_v1() {
+            out[24] = norm_code(self.options.norm);
+            // `from_shape` and `validate` keep both within their fields.
+            out[25] = u8::try_from(self.options.conv_taps).unwrap_or(u8::MAX);
+            out[26..28].copy_from_slice(
+                &u16::try_from(self.options.mlp_hidden)
+                    .unwrap_or(u16::MAX)
+                    .to_le_bytes(),
+            );
+        }
         out
+    }
+
+    /// Reads the version-2 options block (8 bytes after the shared header)
+    /// of a blob whose length has been checked.
+    ///
+    /// # Errors
+    /// [`RvneError::BadNorm`] for a norm code other than 0, 1, 2;
+    /// [`RvneError::ReservedOptionBytes`] when bytes 28–31 are not zero.
+    pub(crate) const fn decode_options(
+        block: &[u8; OPTIONS_LEN],
+    ) -> Result<ModelOptions, RvneError> {
+        let norm = match block[0] {
+            0 => Norm::None,
+            1 => Norm::Layer,
+            2 => Norm::Rms,
+            code => return Err(RvneError::BadNorm { code }),
+        };
+        if block[4] != 0 || block[5] != 0 || block[6] != 0 || block[7] != 0 {
+            return Err(RvneError::ReservedOptionBytes);
+        }
+        Ok(ModelOptions {
+            norm,
+            conv_taps: block[1] as usize,
+            mlp_hidden: u16::from_le_bytes([block[2], block[3]]) as usize,
+        })
     }
 
     /// Reads the shape fields of a header whose magic, version and
@@ -270,7 +350,18 @@ impl Header {
             n_layers: read_u16(bytes, 16),
             n_classes: read_u16(bytes, 18),
             element_type: ElementType::from_flags(bytes[6]),
+            options: ModelOptions::V1,
         }
+    }
+}
+
+/// The options block's norm code: 0 none, 1 layer norm, 2 RMS norm.
+#[cfg(feature = "alloc")]
+const fn norm_code(norm: Norm) -> u8 {
+    match norm {
+        Norm::None => 0,
+        Norm::Layer => 1,
+        Norm::Rms => 2,
     }
 }
 
@@ -288,8 +379,8 @@ const fn shape_error(error: ShapeError, header: &Header) -> RvneError {
         ShapeError::TooFewClasses { .. } => RvneError::TooFewClasses {
             n_classes: header.n_classes,
         },
-        // A version-1 header cannot declare a convolution.
-        ShapeError::SizeOverflow | ShapeError::ConvTaps => RvneError::SizeOverflow,
+        ShapeError::ConvTaps => RvneError::ConvTaps,
+        ShapeError::SizeOverflow => RvneError::SizeOverflow,
     }
 }
 

@@ -53,8 +53,8 @@ mod file;
 
 pub use error::RvneError;
 pub use format::{
-    ElementType, FLAG_F16, FOOTER_LEN, HEADER_LEN, Header, MAGIC, MAX_BLOB_LEN, MIN_BLOB_LEN,
-    RESERVED_FLAG_BITS, VERSION,
+    ElementType, FLAG_F16, FOOTER_LEN, HEADER_LEN, HEADER_LEN_V2, Header, MAGIC, MAX_BLOB_LEN,
+    MIN_BLOB_LEN, OPTIONS_LEN, RESERVED_FLAG_BITS, VERSION, VERSION_2,
 };
 pub use matrix::{Elements, Matrix};
 // The body order and the random init belong to the model; re-exported so a

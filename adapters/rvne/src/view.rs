@@ -8,8 +8,8 @@
 
 use crate::error::RvneError;
 use crate::format::{
-    ElementType, FOOTER_LEN, HEADER_LEN, Header, MAGIC, MIN_BLOB_LEN, RESERVED_FLAG_BITS, VERSION,
-    read_u16, read_u32,
+    ElementType, FOOTER_LEN, HEADER_LEN, HEADER_LEN_V2, Header, MAGIC, MIN_BLOB_LEN, OPTIONS_LEN,
+    RESERVED_FLAG_BITS, VERSION, VERSION_2, read_u16, read_u32,
 };
 use crate::matrix::{Elements, Matrix, read_element};
 #[cfg(feature = "alloc")]
@@ -82,11 +82,14 @@ impl<'a> RvneView<'a> {
             return Err(RvneError::BadMagic { found: magic });
         }
 
-        // 3. Version: a hard break, no "newer but compatible".
+        // 3. Version: 1 or 2; anything else is a hard break, no "newer but
+        // compatible".
         let version = read_u16(head, 4);
-        if version != VERSION {
-            return Err(RvneError::UnsupportedVersion { found: version });
-        }
+        let header_len = match version {
+            VERSION => HEADER_LEN,
+            VERSION_2 => HEADER_LEN_V2,
+            found => return Err(RvneError::UnsupportedVersion { found }),
+        };
 
         // 4. Reserved flag bits, then the reserved byte.
         let flags = head[6];
@@ -100,7 +103,7 @@ impl<'a> RvneView<'a> {
         // 5. Total length. Computed in u64 so `28 + u32::MAX` cannot
         // overflow on a 32-bit target.
         let weights_len = read_u32(head, 20);
-        let declared = MIN_BLOB_LEN as u64 + u64::from(weights_len);
+        let declared = (header_len + FOOTER_LEN) as u64 + u64::from(weights_len);
         if bytes.len() as u64 != declared {
             return Err(RvneError::LengthMismatch {
                 declared,
@@ -115,18 +118,31 @@ impl<'a> RvneView<'a> {
             return Err(RvneError::CrcMismatch { stored, computed });
         }
 
-        // 7. Header rules.
-        let header = Header::decode_fields(head);
+        // 7. Header rules: a version-2 options block first (it exists: the
+        // length check passed with the longer header), then the shape.
+        let mut header = Header::decode_fields(head);
+        if version == VERSION_2 {
+            let block = bytes
+                .get(HEADER_LEN..HEADER_LEN_V2)
+                .and_then(|b| b.first_chunk::<OPTIONS_LEN>())
+                .ok_or(RvneError::TooShort { len: bytes.len() })?;
+            header.options = Header::decode_options(block)?;
+            // A version-2 blob with every option off would be a second
+            // spelling of a version-1 blob; there is exactly one.
+            if header.options.is_v1() {
+                return Err(RvneError::UnsupportedVersion { found: version });
+            }
+        }
         header.validate()?;
 
         // 8. Body size. `weights_len` fits in usize: it equals
-        // `bytes.len() - 28`.
+        // `bytes.len()` minus the header and CRC.
         let layout = header.layout()?;
         let expected = layout
             .weight_count()
             .checked_mul(header.element_type.size())
             .ok_or(RvneError::SizeOverflow)?;
-        let actual = bytes.len() - MIN_BLOB_LEN;
+        let actual = bytes.len() - header_len - FOOTER_LEN;
         if expected != actual {
             return Err(RvneError::WeightsLenMismatch { expected, actual });
         }
@@ -177,7 +193,7 @@ impl<'a> RvneView<'a> {
     /// The weight body: `weights_len` bytes after the header.
     #[must_use]
     pub fn weight_bytes(&self) -> &'a [u8] {
-        &self.bytes[HEADER_LEN..self.bytes.len() - FOOTER_LEN]
+        &self.bytes[self.header.header_len()..self.bytes.len() - FOOTER_LEN]
     }
 
     /// The stored CRC-32/IEEE (it matched the bytes when parsed).
@@ -273,6 +289,14 @@ impl<'a> RvneView<'a> {
             self.weight_count(),
             self.element_type(),
         )
+    }
+
+    /// Every matrix of the body in order, named (version 2's norms,
+    /// convolutions and MLPs included).
+    pub fn matrices(&self) -> impl Iterator<Item = (aether_model::WeightMatrix, Matrix<'a>)> + '_ {
+        self.layout
+            .parts()
+            .map(|(matrix, span)| (matrix, self.matrix_at(span)))
     }
 
     /// The matrix at `span` (a span of this view's own layout).

@@ -83,7 +83,7 @@ fn check_2_bad_magic() {
 
 #[test]
 fn check_3_unsupported_version() {
-    for version in [0, 2, u16::MAX] {
+    for version in [0, 3, u16::MAX] {
         let mut bytes = valid();
         set_u16(&mut bytes, 4, version);
         assert_eq!(
@@ -214,6 +214,7 @@ fn check_8a_size_overflow() {
         n_layers: u16::MAX,
         n_classes: u16::MAX,
         element_type: ElementType::F32,
+        options: aether_model::ModelOptions::V1,
     };
     assert_eq!(header.weight_count(), Err(RvneError::SizeOverflow));
     assert_eq!(
@@ -293,7 +294,7 @@ type Corruption = fn(&mut Vec<u8>);
 const CORRUPTIONS: [(&str, Corruption); 13] = [
     ("TooShort", |b| b.truncate(27)),
     ("BadMagic", |b| b[0] ^= 0xFF),
-    ("UnsupportedVersion", |b| b[4] = 2),
+    ("UnsupportedVersion", |b| b[4] = 3),
     ("ReservedFlagBits", |b| b[6] |= 0x80),
     ("ReservedByte", |b| b[7] = 1),
     ("LengthMismatch", |b| b.push(0)),

@@ -126,6 +126,7 @@ fn sealed_random_header() -> impl Strategy<Value = Vec<u8>> {
                 } else {
                     ElementType::F16
                 },
+                options: aether_model::ModelOptions::V1,
             };
             let weights_len = weights_len.unwrap_or_else(|| {
                 header
@@ -135,7 +136,7 @@ fn sealed_random_header() -> impl Strategy<Value = Vec<u8>> {
                     .filter(|&n| n <= 1 << 20)
                     .unwrap_or(0)
             });
-            let mut bytes = header.encode(weights_len).to_vec();
+            let mut bytes = header.encode(weights_len)[..header.header_len()].to_vec();
             bytes[6] = flags;
             bytes[7] = reserved;
             let mut rng = aether_model::XorShift64Star::new(seed);
@@ -222,6 +223,7 @@ fn small_header() -> impl Strategy<Value = Header> {
                 } else {
                     ElementType::F32
                 },
+                options: aether_model::ModelOptions::V1,
             },
         )
 }
@@ -271,7 +273,7 @@ proptest! {
             0 => default_blob(),
             1 => RvneBlob::random(Header::default_aether(ElementType::F16), seed).expect("valid"),
             _ => RvneBlob::random(
-                Header { input_dim: 3, n_q_heads: 2, n_kv_heads: 1, head_dim: 2, n_layers: 1, n_classes: 2, element_type: ElementType::F32 },
+                Header { input_dim: 3, n_q_heads: 2, n_kv_heads: 1, head_dim: 2, n_layers: 1, n_classes: 2, element_type: ElementType::F32, options: aether_model::ModelOptions::V1 },
                 seed,
             ).expect("valid"),
         };
