@@ -21,7 +21,7 @@ use aether_domain::HeadConfig;
 use aether_engine::toml_config::{self, HeadShape};
 use aether_rvne::{ElementType, RvneBlob};
 use aether_train::baselines::{self, BaselineReport};
-use aether_train::{Metrics, ModelOptions, Progress, Schedule, TrainConfig, Trained};
+use aether_train::{Metrics, ModelOptions, Norm, Progress, Schedule, TrainConfig, Trained};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -100,6 +100,40 @@ pub(crate) struct SetupArgs {
     /// Synthetic data: recordings per class.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     per_class: u32,
+    /// Synthetic data: `default`, or `hard` (weaker signals, more subject
+    /// variation, confusable classes; docs/training-data.md).
+    #[arg(long, value_enum, default_value = "default")]
+    variant: Variant,
+    /// Model version 2: the pre-norm (docs/model.md).
+    #[arg(long, value_enum, default_value = "none")]
+    norm: NormArg,
+    /// Model version 2: taps of the causal depthwise convolution (0 = off,
+    /// else at least 2).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
+    conv_taps: u32,
+    /// Model version 2: hidden width of the per-layer ReLU MLP (0 = off).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65_535))]
+    mlp_hidden: u32,
+}
+
+/// `--variant`: which synthetic set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Variant {
+    /// `Difficulty::default()`.
+    Default,
+    /// `Difficulty::hard()`.
+    Hard,
+}
+
+/// `--norm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NormArg {
+    /// No norm (version 1 when the other options are off too).
+    None,
+    /// Layer norm.
+    Layer,
+    /// RMS norm.
+    Rms,
 }
 
 /// Trains, evaluates, compares and writes.
@@ -139,6 +173,20 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
         config.head.window,
         config.head.block_size
     )?;
+    let o = &config.options;
+    if !o.is_v1() {
+        writeln!(
+            out,
+            "        version 2: norm {}, conv_taps {}, mlp_hidden {}",
+            match o.norm {
+                Norm::None => "none",
+                Norm::Layer => "layer",
+                Norm::Rms => "rms",
+            },
+            o.conv_taps,
+            o.mlp_hidden
+        )?;
+    }
     writeln!(out, "epoch  train loss  held-out accuracy  macro-F1")?;
 
     let started = Instant::now();
@@ -224,7 +272,15 @@ impl SetupArgs {
         TrainConfig {
             head,
             n_layers: self.layers as usize,
-            options: ModelOptions::default(),
+            options: ModelOptions {
+                norm: match self.norm {
+                    NormArg::None => Norm::None,
+                    NormArg::Layer => Norm::Layer,
+                    NormArg::Rms => Norm::Rms,
+                },
+                conv_taps: self.conv_taps as usize,
+                mlp_hidden: self.mlp_hidden as usize,
+            },
             schedule: Schedule {
                 epochs: self.epochs.map_or(defaults.epochs, |n| n as usize),
                 batch_size: self.batch_size.map_or(defaults.batch_size, |n| n as usize),
@@ -265,9 +321,13 @@ pub(crate) fn load(args: &SetupArgs) -> Result<(Split, String), CliError> {
             per_class: args.per_class as usize,
             seed: args.seed,
         };
-        let recordings = synthetic::recordings(&config)?;
+        let (difficulty, variant) = match args.variant {
+            Variant::Default => (synthetic::Difficulty::default(), ""),
+            Variant::Hard => (synthetic::Difficulty::hard(), ", hard variant"),
+        };
+        let recordings = synthetic::recordings_with(&config, &difficulty)?;
         let source = format!(
-            "synthetic (D {}, {} recordings per class of {} frames, seed {})",
+            "synthetic (D {}, {} recordings per class of {} frames, seed {}{variant})",
             config.input_dim, config.per_class, config.frames, config.seed
         );
         let split = match &args.test {

@@ -203,3 +203,63 @@ fn a_bad_training_csv_names_file_line_and_column() {
     );
     assert!(!scratch.path("m.rvne").exists());
 }
+
+/// Version-2 options and the hard synthetic variant from the command line:
+/// the blob is version 2 with the options in its header, the card records
+/// them, and `classify` runs it.
+#[test]
+fn a_version_2_model_trains_writes_and_classifies() {
+    let scratch = Scratch::new("train-v2");
+    let card = train(
+        &scratch,
+        "v2",
+        &[
+            "--norm",
+            "rms",
+            "--conv-taps",
+            "3",
+            "--mlp-hidden",
+            "8",
+            "--variant",
+            "hard",
+        ],
+    );
+    assert_eq!(card["options"]["norm"], "rms");
+    assert_eq!(card["options"]["conv_taps"], 3);
+    assert_eq!(card["options"]["mlp_hidden"], 8);
+    assert!(card["data"].as_str().unwrap().contains("hard variant"));
+    let model = scratch.path("v2.rvne");
+    let inspect = ok(&["inspect", s(&model)]);
+    assert!(inspect.contains(".rvne version 2"), "{inspect}");
+    assert!(
+        inspect.contains("options     norm rms, conv_taps 3, mlp_hidden 8"),
+        "{inspect}"
+    );
+    assert!(inspect.contains("layer 0 Wconv"), "{inspect}");
+    let frames = scratch.path("frames.csv");
+    std::fs::write(&frames, frames_csv(20)).unwrap();
+    let printed = ok(&[
+        "classify",
+        "--model",
+        s(&model),
+        "--frames",
+        s(&frames),
+        "--stream",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(printed.lines().count(), 20, "{printed}");
+    let err = fails(
+        &[
+            "train",
+            "--data",
+            "synthetic",
+            "--conv-taps",
+            "1",
+            "--out",
+            s(&scratch.path("x.rvne")),
+        ],
+        1,
+    );
+    assert!(err.contains("conv_taps"), "{err}");
+}
