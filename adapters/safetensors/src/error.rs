@@ -27,9 +27,12 @@ pub enum SafetensorsError {
     },
     /// A tensor that is not one of the model's (refused rather than
     /// dropped, so a misnamed tensor is never silently ignored).
+    /// A version-2 tensor in a version-1 file, or one the declared options
+    /// leave out (`layers.0.norm1_shift` under `norm = rms`), is one too.
     #[error(
-        "unexpected tensor `{name}`; a model file holds only layers.{{l}}.wq/wk/wv/wo and \
-         classifier"
+        "unexpected tensor `{name}`; it is not one of the model's tensors for the file's \
+         version and options (docs/safetensors.md lists them; version-2 tensors need \
+         `version` \"2\" and the option keys in __metadata__)"
     )]
     UnexpectedTensor {
         /// Its name.
@@ -63,12 +66,16 @@ pub enum SafetensorsError {
         shape: Vec<usize>,
     },
     /// A tensor's shape is not the one the model's shape implies.
-    #[error("tensor `{name}` has shape {actual:?}; expected {expected:?} ([in, out])")]
+    #[error(
+        "tensor `{name}` has shape {actual:?}; expected {expected:?} (a matrix is [in, out], \
+         a vector 1-D)"
+    )]
     WrongShape {
         /// Its name.
         name: String,
-        /// `[rows, cols]` the model needs.
-        expected: [usize; 2],
+        /// The shape the model needs: `[rows, cols]` for a matrix, `[n]`
+        /// for a vector (`docs/safetensors.md`).
+        expected: Vec<usize>,
         /// The shape in the file.
         actual: Vec<usize>,
     },
@@ -149,17 +156,31 @@ pub enum SafetensorsError {
         found: String,
     },
     /// The `version` metadata names a model version this code does not run.
-    #[error("metadata `version` is {found:?}; this reader takes model version \"1\"")]
+    #[error("metadata `version` is {found:?}; this reader takes model version \"1\" or \"2\"")]
     WrongVersion {
         /// The value found.
         found: String,
     },
-    /// The weights use model version 2's options, which this mapping does
-    /// not carry yet (`docs/safetensors.md`).
-    #[error("the weights use version-2 options ({options:?}); only version-1 models export")]
-    Version2 {
-        /// The weights' options.
-        options: aether_model::ModelOptions,
+    /// A version-2 file without one of the option keys. Refused rather
+    /// than defaulted, because an option read as off would make the file's
+    /// own tensors look unexpected and hide the real omission.
+    #[error(
+        "metadata `version` is \"2\" but `{key}` is absent; a version-2 file records norm, \
+         conv_taps and mlp_hidden"
+    )]
+    OptionMissing {
+        /// The absent key.
+        key: &'static str,
+    },
+    /// A version-2 option key whose value is not one the model allows.
+    #[error("metadata `{key}` is {value:?}; it must be {allowed}")]
+    BadOption {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What the key accepts, in words.
+        allowed: &'static str,
     },
     /// The shape the tensors imply is not a valid model.
     #[error("the tensors imply an invalid model shape: {0}")]

@@ -16,14 +16,16 @@ use safetensors::View;
 use crate::Dtype;
 use crate::error::SafetensorsError;
 use crate::names::{
-    FORMAT, KEY_FORMAT, KEY_KV_HEADS, KEY_Q_HEADS, KEY_VERSION, MODEL_VERSION, tensor_name,
+    FORMAT, KEY_CONV_TAPS, KEY_FORMAT, KEY_KV_HEADS, KEY_MLP_HIDDEN, KEY_NORM, KEY_Q_HEADS,
+    KEY_VERSION, MODEL_VERSION, MODEL_VERSION_2, is_vector, norm_name, tensor_name,
 };
 
 /// One encoded tensor, owned, in the form the `safetensors` serializer
 /// takes.
 struct Encoded {
     dtype: safetensors::Dtype,
-    shape: [usize; 2],
+    /// `[rows, cols]`, or `[cols]` for a vector.
+    shape: Vec<usize>,
     data: Vec<u8>,
 }
 
@@ -47,11 +49,6 @@ impl View for &Encoded {
 
 pub(crate) fn to_bytes(weights: &ModelWeights, dtype: Dtype) -> Result<Vec<u8>, SafetensorsError> {
     let layout = weights.layout();
-    if !layout.options().is_v1() {
-        return Err(SafetensorsError::Version2 {
-            options: layout.options(),
-        });
-    }
     let mut tensors = Vec::with_capacity(layout.spans().count());
     for (matrix, span) in layout.parts() {
         let name = tensor_name(matrix);
@@ -65,19 +62,37 @@ pub(crate) fn to_bytes(weights: &ModelWeights, dtype: Dtype) -> Result<Vec<u8>, 
             name,
             Encoded {
                 dtype: st_dtype,
-                shape: [span.rows, span.cols],
+                shape: if is_vector(matrix) {
+                    vec![span.cols]
+                } else {
+                    vec![span.rows, span.cols]
+                },
                 data,
             },
         ));
     }
 
     let shape = weights.shape();
-    let metadata = HashMap::from([
+    let options = shape.options;
+    let mut metadata = HashMap::from([
         (KEY_FORMAT.to_owned(), FORMAT.to_owned()),
         (KEY_VERSION.to_owned(), MODEL_VERSION.to_owned()),
         (KEY_Q_HEADS.to_owned(), shape.n_q_heads.to_string()),
         (KEY_KV_HEADS.to_owned(), shape.n_kv_heads.to_string()),
     ]);
+    // A model without options stays a version-1 file byte for byte, so
+    // files written before version 2 existed and new ones of the same
+    // weights are the same bytes. With any option on, all three keys are
+    // written (even an option that is off), because the reader requires
+    // each of them in a version-2 file.
+    if !options.is_v1() {
+        metadata.extend([
+            (KEY_VERSION.to_owned(), MODEL_VERSION_2.to_owned()),
+            (KEY_NORM.to_owned(), norm_name(options.norm).to_owned()),
+            (KEY_CONV_TAPS.to_owned(), options.conv_taps.to_string()),
+            (KEY_MLP_HIDDEN.to_owned(), options.mlp_hidden.to_string()),
+        ]);
+    }
     let bytes = safetensors::serialize(
         tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),
         Some(metadata),
@@ -122,7 +137,8 @@ fn with_sorted_header(bytes: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Little-endian bytes of one row-major matrix with `cols` columns.
+/// Little-endian bytes of one row-major matrix with `cols` columns (a
+/// vector is one row, so its index is its column).
 fn encode(
     name: &str,
     values: &[f32],

@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aether_model::{
-    Layout, MatrixKind, ModelShape, ModelWeights, NonFiniteValue, ShapeError, WeightMatrix,
+    Layout, MatrixKind, MatrixSpan, ModelOptions, ModelShape, ModelWeights, NonFiniteValue,
+    ShapeError, WeightMatrix,
 };
 use half::{bf16, f16};
 use safetensors::SafeTensors;
@@ -20,8 +21,9 @@ use safetensors::tensor::TensorView;
 
 use crate::error::SafetensorsError;
 use crate::names::{
-    CLASSIFIER, FORMAT, KEY_FORMAT, KEY_KV_HEADS, KEY_Q_HEADS, KEY_VERSION, MODEL_VERSION,
-    layer_tensor_name, parse_tensor_name, tensor_name,
+    CLASSIFIER, FORMAT, KEY_CONV_TAPS, KEY_FORMAT, KEY_KV_HEADS, KEY_MLP_HIDDEN, KEY_NORM,
+    KEY_Q_HEADS, KEY_VERSION, MODEL_VERSION, MODEL_VERSION_2, is_vector, layer_tensor_name,
+    parse_norm, parse_tensor_name, tensor_name,
 };
 
 pub(crate) fn from_bytes(
@@ -35,9 +37,10 @@ pub(crate) fn from_bytes(
         .map_err(|source| SafetensorsError::NotSafetensors { source })?;
     let metadata = header.metadata().clone().unwrap_or_default();
 
-    check_format(&metadata)?;
+    let options = check_format(&metadata)?;
+    let template = template(options)?;
     let tensors: BTreeMap<String, TensorView<'_>> = file.tensors().into_iter().collect();
-    let n_layers = check_names(&tensors)?;
+    let n_layers = check_names(&tensors, &template)?;
     for (name, view) in &tensors {
         check_dtype(name, view)?;
     }
@@ -63,24 +66,27 @@ pub(crate) fn from_bytes(
         head_dim: q_width / n_q_heads,
         n_layers,
         n_classes,
-        options: aether_model::ModelOptions::V1,
+        options,
     };
     let layout = shape.layout()?;
 
-    for (matrix, span) in matrices(&layout).zip(layout.spans()) {
+    // The option sizes (H, K) come from the metadata; checking every
+    // tensor against the layout they give is what cross-checks them.
+    for (matrix, span) in layout.parts() {
         let name = tensor_name(matrix);
         let actual = tensor(&tensors, &name)?.shape();
-        if actual != [span.rows, span.cols] {
+        let expected = tensor_shape(matrix, span);
+        if actual != expected.as_slice() {
             return Err(SafetensorsError::WrongShape {
                 name,
-                expected: [span.rows, span.cols],
+                expected,
                 actual: actual.to_vec(),
             });
         }
     }
 
     let mut weights = ModelWeights::zeros(shape)?;
-    for (matrix, span) in matrices(&layout).zip(layout.spans()) {
+    for (matrix, span) in layout.parts() {
         let name = tensor_name(matrix);
         let view = tensor(&tensors, &name)?;
         let out = &mut weights.values_mut()[span.range()];
@@ -96,6 +102,36 @@ pub(crate) fn from_bytes(
         }
     }
     Ok(weights)
+}
+
+/// The shape a file stores `matrix` as: 1-D `[n]` for a vector, else the
+/// layout's `[rows, cols]`.
+fn tensor_shape(matrix: WeightMatrix, span: MatrixSpan) -> Vec<usize> {
+    if is_vector(matrix) {
+        vec![span.cols]
+    } else {
+        vec![span.rows, span.cols]
+    }
+}
+
+/// A one-layer layout of the smallest valid geometry with `options`: which
+/// kinds a layer has and whether there is a final norm, before the file's
+/// real dimensions are known.
+///
+/// Why ask the model rather than list the kinds here: the model's
+/// [`Layout`] is the one definition of which matrices each option adds, so
+/// the reader cannot drift from it.
+fn template(options: ModelOptions) -> Result<Layout, SafetensorsError> {
+    let shape = ModelShape {
+        input_dim: 1,
+        n_q_heads: 1,
+        n_kv_heads: 1,
+        head_dim: 1,
+        n_layers: 1,
+        n_classes: 2,
+        options,
+    };
+    Ok(shape.layout()?)
 }
 
 /// Refuses a header whose data offsets point past the end of the buffer,
@@ -137,8 +173,10 @@ fn guard_offsets(bytes: &[u8]) -> Result<(), SafetensorsError> {
 }
 
 /// `format` and `version`, when present, must be ours; other keys are
-/// ignored (a PyTorch user may record anything there).
-fn check_format(metadata: &HashMap<String, String>) -> Result<(), SafetensorsError> {
+/// ignored (a PyTorch user may record anything there). Returns the
+/// model's options: none for version 1 (or no `version`, as a hand-written
+/// file may have), those of the option keys for version 2.
+fn check_format(metadata: &HashMap<String, String>) -> Result<ModelOptions, SafetensorsError> {
     if let Some(found) = metadata.get(KEY_FORMAT)
         && found != FORMAT
     {
@@ -146,29 +184,79 @@ fn check_format(metadata: &HashMap<String, String>) -> Result<(), SafetensorsErr
             found: found.clone(),
         });
     }
-    if let Some(found) = metadata.get(KEY_VERSION)
-        && found != MODEL_VERSION
-    {
-        return Err(SafetensorsError::WrongVersion {
-            found: found.clone(),
-        });
+    match metadata.get(KEY_VERSION).map(String::as_str) {
+        None | Some(MODEL_VERSION) => Ok(ModelOptions::V1),
+        Some(MODEL_VERSION_2) => read_options(metadata),
+        Some(found) => Err(SafetensorsError::WrongVersion {
+            found: found.to_owned(),
+        }),
     }
-    Ok(())
 }
 
-/// Every name must be one of ours, layers numbered `0..L` with all four
-/// projections each, plus the classifier. Returns `L`.
-fn check_names(tensors: &BTreeMap<String, TensorView<'_>>) -> Result<usize, SafetensorsError> {
+/// The three option keys of a version-2 file, each required, in the order
+/// `norm`, `conv_taps`, `mlp_hidden`.
+fn read_options(metadata: &HashMap<String, String>) -> Result<ModelOptions, SafetensorsError> {
+    let get = |key: &'static str| {
+        metadata
+            .get(key)
+            .ok_or(SafetensorsError::OptionMissing { key })
+    };
+    let bad = |key: &'static str, value: &str, allowed: &'static str| SafetensorsError::BadOption {
+        key,
+        value: value.to_owned(),
+        allowed,
+    };
+
+    let value = get(KEY_NORM)?;
+    let norm = parse_norm(value).ok_or_else(|| bad(KEY_NORM, value, "none, layer or rms"))?;
+    let value = get(KEY_CONV_TAPS)?;
+    let conv_taps = whole_number(value).filter(|&k| k != 1).ok_or_else(|| {
+        bad(
+            KEY_CONV_TAPS,
+            value,
+            "0 (off) or a whole number of at least 2",
+        )
+    })?;
+    let value = get(KEY_MLP_HIDDEN)?;
+    let mlp_hidden = whole_number(value)
+        .ok_or_else(|| bad(KEY_MLP_HIDDEN, value, "a whole number (0 is off)"))?;
+    Ok(ModelOptions {
+        norm,
+        conv_taps,
+        mlp_hidden,
+    })
+}
+
+/// ASCII digits in range of `usize`: no sign, space or point, so each
+/// value has one meaning (leading zeros are harmless here, unlike in a
+/// tensor name, where they would give a matrix two names).
+fn whole_number(value: &str) -> Option<usize> {
+    (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse().ok())
+        .flatten()
+}
+
+/// Every name must be one of the tensors `template` (the declared
+/// options) has, layers numbered `0..L` with all of a layer's kinds each,
+/// plus the final norm when there is one and the classifier. Returns `L`.
+fn check_names(
+    tensors: &BTreeMap<String, TensorView<'_>>,
+    template: &Layout,
+) -> Result<usize, SafetensorsError> {
     let mut layers = BTreeSet::new();
     for name in tensors.keys() {
-        match parse_tensor_name(name) {
-            Some(WeightMatrix::Layer { layer, .. }) => {
+        let expected = match parse_tensor_name(name) {
+            Some(WeightMatrix::Layer { layer, kind }) => {
                 layers.insert(layer);
+                template.matrix(0, kind).is_some()
             }
-            Some(WeightMatrix::Classifier) => {}
-            Some(WeightMatrix::FinalNormScale | WeightMatrix::FinalNormShift) | None => {
-                return Err(SafetensorsError::UnexpectedTensor { name: name.clone() });
-            }
+            Some(WeightMatrix::FinalNormScale) => template.final_norm(false).is_some(),
+            Some(WeightMatrix::FinalNormShift) => template.final_norm(true).is_some(),
+            Some(WeightMatrix::Classifier) => true,
+            None => false,
+        };
+        if !expected {
+            return Err(SafetensorsError::UnexpectedTensor { name: name.clone() });
         }
     }
     for (expected, &present) in layers.iter().enumerate() {
@@ -182,18 +270,25 @@ fn check_names(tensors: &BTreeMap<String, TensorView<'_>>) -> Result<usize, Safe
     // At least layer 0, so that a file with no layers names the tensor it
     // lacks rather than failing as a shape with zero layers.
     let n_layers = layers.len().max(1);
-    for layer in 0..n_layers {
-        for kind in MatrixKind::PROJECTIONS {
-            let name = layer_tensor_name(layer, kind);
-            if !tensors.contains_key(&name) {
-                return Err(SafetensorsError::MissingTensor { name });
-            }
+    let per_layer: Vec<MatrixKind> = MatrixKind::BODY_ORDER
+        .into_iter()
+        .filter(|&kind| template.matrix(0, kind).is_some())
+        .collect();
+    let layer_names = (0..n_layers).flat_map(|layer| {
+        per_layer
+            .iter()
+            .map(move |&kind| layer_tensor_name(layer, kind))
+    });
+    let final_names = template
+        .parts()
+        .filter(|(matrix, _)| !matches!(matrix, WeightMatrix::Layer { .. }))
+        .map(|(matrix, _)| tensor_name(matrix));
+    // Body order, so the first missing tensor reported is the first the
+    // model would read.
+    for name in layer_names.chain(final_names) {
+        if !tensors.contains_key(&name) {
+            return Err(SafetensorsError::MissingTensor { name });
         }
-    }
-    if !tensors.contains_key(CLASSIFIER) {
-        return Err(SafetensorsError::MissingTensor {
-            name: CLASSIFIER.to_owned(),
-        });
     }
     Ok(n_layers)
 }
@@ -278,17 +373,6 @@ fn positive_integer(key: &'static str, value: &str) -> Result<usize, Safetensors
             key,
             value: value.to_owned(),
         })
-}
-
-/// The matrices of `layout` in body order, to zip with its spans.
-fn matrices(layout: &Layout) -> impl Iterator<Item = WeightMatrix> + use<> {
-    (0..layout.n_layers())
-        .flat_map(|layer| {
-            MatrixKind::PROJECTIONS
-                .into_iter()
-                .map(move |kind| WeightMatrix::Layer { layer, kind })
-        })
-        .chain([WeightMatrix::Classifier])
 }
 
 /// Widens a tensor's little-endian elements into `out`. The caller has

@@ -11,9 +11,10 @@
 //! **Invariant:** [`from_bytes`] never panics and never allocates more than
 //! a small multiple of its input, whatever the bytes: every tensor's size
 //! is checked against the file (by the `safetensors` crate) and against the
-//! shape implied by `layers.0.wq` and `classifier` before a weight buffer
-//! is allocated. A file is accepted only when it holds exactly the model's
-//! tensors, so nothing is ever silently dropped or invented.
+//! shape implied by `layers.0.wq`, `classifier` and the metadata's options
+//! before a weight buffer is allocated. A file is accepted only when it
+//! holds exactly the model's tensors, so nothing is ever silently dropped
+//! or invented.
 //!
 //! ```
 //! use aether_model::{ModelShape, ModelWeights};
@@ -35,7 +36,10 @@ use std::path::Path;
 use aether_model::ModelWeights;
 
 pub use crate::error::SafetensorsError;
-pub use crate::names::{CLASSIFIER, FORMAT, MODEL_VERSION, layer_tensor_name};
+pub use crate::names::{
+    CLASSIFIER, FINAL_NORM_SCALE, FINAL_NORM_SHIFT, FORMAT, MODEL_VERSION, MODEL_VERSION_2,
+    layer_tensor_name,
+};
 
 /// The element type every tensor of an exported file is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,7 +52,9 @@ pub enum Dtype {
 }
 
 /// The safetensors bytes of `weights`, every tensor stored as `dtype`, with
-/// the `__metadata__` keys of `docs/safetensors.md`.
+/// the `__metadata__` keys of `docs/safetensors.md`: a model without
+/// options as a version-1 file, one with any version-2 option as a
+/// version-2 file recording the options.
 ///
 /// # Errors
 /// [`SafetensorsError::NonFinite`] for a NaN or infinite weight (the file

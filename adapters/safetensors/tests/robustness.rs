@@ -2,7 +2,7 @@
 //! on valid files with bytes overwritten, cut or inserted, and on valid
 //! files re-serialized with tensors renamed, retyped, reshaped, scribbled
 //! over, dropped or added and metadata changed — the last reach the checks
-//! past the crate's parser.
+//! past the crate's parser. Version-1 and version-2 files alike.
 //! Whatever it accepts exports and imports again unchanged.
 //!
 //! Sized to finish well under a second in a debug build.
@@ -13,7 +13,7 @@ use aether_model::ModelWeights;
 use aether_safetensors::{Dtype, from_bytes, to_bytes};
 use proptest::prelude::*;
 
-use common::{Raw, TINY};
+use common::{Raw, TINY, TINY_V2};
 
 /// Accepted weights must survive our own round trip; refusals only need
 /// to be errors, not panics.
@@ -24,8 +24,16 @@ fn check(bytes: &[u8], heads: Option<(usize, usize)>) {
     }
 }
 
-fn valid_tiny(seed: u64, dtype: Dtype) -> Vec<u8> {
-    to_bytes(&ModelWeights::random(TINY, seed).unwrap(), dtype).unwrap()
+/// TINY without options, with every option on, and with RMS norm only.
+const BASES: &[aether_model::ModelShape] = &[
+    TINY,
+    TINY_V2,
+    common::with_options(TINY, aether_model::Norm::Rms, 0, 0),
+];
+
+fn valid_tiny(base: usize, seed: u64, dtype: Dtype) -> Vec<u8> {
+    let shape = BASES[base % BASES.len()];
+    to_bytes(&ModelWeights::random(shape, seed).unwrap(), dtype).unwrap()
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +81,14 @@ const NAMES: &[&str] = &[
     "layers.01.wq",
     "classifier",
     "bias",
+    "layers.0.norm1_scale",
+    "layers.1.norm1_shift",
+    "layers.0.conv",
+    "layers.1.norm2_scale",
+    "layers.0.w1",
+    "layers.1.b2",
+    "final_norm_scale",
+    "final_norm_shift",
 ];
 
 const DTYPES: &[safetensors::Dtype] = &[
@@ -83,8 +99,30 @@ const DTYPES: &[safetensors::Dtype] = &[
     safetensors::Dtype::U8,
 ];
 
-const KEYS: &[&str] = &["format", "version", "n_q_heads", "n_kv_heads", "other"];
-const VALUES: &[&str] = &["aether-temporal", "1", "2", "0", "-1", "x", "4", ""];
+const KEYS: &[&str] = &[
+    "format",
+    "version",
+    "n_q_heads",
+    "n_kv_heads",
+    "other",
+    "norm",
+    "conv_taps",
+    "mlp_hidden",
+];
+const VALUES: &[&str] = &[
+    "aether-temporal",
+    "1",
+    "2",
+    "0",
+    "-1",
+    "x",
+    "4",
+    "",
+    "none",
+    "layer",
+    "rms",
+    "3",
+];
 
 /// One structural change to a valid file's tensors or metadata.
 #[derive(Debug, Clone)]
@@ -144,57 +182,63 @@ fn refill(tensor: &mut Raw, dtype: safetensors::Dtype, shape: Vec<usize>, seed: 
 /// dtype, head, shape and value checks that random bytes almost never get
 /// past the parser to.
 fn edited_file() -> impl Strategy<Value = Vec<u8>> {
-    (any::<u64>(), proptest::collection::vec(edit(), 0..4)).prop_map(|(seed, edits)| {
-        let weights = ModelWeights::random(TINY, seed).unwrap();
-        let mut tensors = common::tensors_of(&weights);
-        let mut metadata = common::our_metadata(TINY);
-        for edit in edits {
-            let n = tensors.len().max(1);
-            match edit {
-                Edit::Rename(i, name) => {
-                    if !tensors.iter().any(|t| t.name == name)
-                        && let Some(t) = tensors.get_mut(i % n)
-                    {
-                        name.clone_into(&mut t.name);
+    (
+        any::<usize>(),
+        any::<u64>(),
+        proptest::collection::vec(edit(), 0..4),
+    )
+        .prop_map(|(base, seed, edits)| {
+            let shape = BASES[base % BASES.len()];
+            let weights = ModelWeights::random(shape, seed).unwrap();
+            let mut tensors = common::tensors_of(&weights);
+            let mut metadata = common::our_metadata(shape);
+            for edit in edits {
+                let n = tensors.len().max(1);
+                match edit {
+                    Edit::Rename(i, name) => {
+                        if !tensors.iter().any(|t| t.name == name)
+                            && let Some(t) = tensors.get_mut(i % n)
+                        {
+                            name.clone_into(&mut t.name);
+                        }
                     }
-                }
-                Edit::Retype(i, dtype) => {
-                    if let Some(t) = tensors.get_mut(i % n) {
-                        let shape = t.shape.clone();
-                        refill(t, dtype, shape, seed);
+                    Edit::Retype(i, dtype) => {
+                        if let Some(t) = tensors.get_mut(i % n) {
+                            let shape = t.shape.clone();
+                            refill(t, dtype, shape, seed);
+                        }
                     }
-                }
-                Edit::Reshape(i, shape) => {
-                    if let Some(t) = tensors.get_mut(i % n) {
-                        refill(t, t.dtype, shape, seed);
+                    Edit::Reshape(i, shape) => {
+                        if let Some(t) = tensors.get_mut(i % n) {
+                            refill(t, t.dtype, shape, seed);
+                        }
                     }
-                }
-                Edit::Scribble(i, noise_seed) => {
-                    if let Some(t) = tensors.get_mut(i % n) {
-                        t.data = noise(noise_seed, t.data.len());
+                    Edit::Scribble(i, noise_seed) => {
+                        if let Some(t) = tensors.get_mut(i % n) {
+                            t.data = noise(noise_seed, t.data.len());
+                        }
                     }
-                }
-                Edit::Drop(i) => {
-                    if i % n < tensors.len() {
-                        tensors.remove(i % n);
+                    Edit::Drop(i) => {
+                        if i % n < tensors.len() {
+                            tensors.remove(i % n);
+                        }
                     }
-                }
-                Edit::Add(name, shape) => {
-                    if !tensors.iter().any(|t| t.name == name) {
-                        let mut t = Raw::f32(name, &[], &[0.0]);
-                        refill(&mut t, safetensors::Dtype::F32, shape, seed);
-                        tensors.push(t);
+                    Edit::Add(name, shape) => {
+                        if !tensors.iter().any(|t| t.name == name) {
+                            let mut t = Raw::f32(name, &[], &[0.0]);
+                            refill(&mut t, safetensors::Dtype::F32, shape, seed);
+                            tensors.push(t);
+                        }
                     }
+                    Edit::SetMeta(key, value) => {
+                        metadata.retain(|(k, _)| *k != key);
+                        metadata.push((key, value.to_owned()));
+                    }
+                    Edit::DropMeta(key) => metadata.retain(|(k, _)| *k != key),
                 }
-                Edit::SetMeta(key, value) => {
-                    metadata.retain(|(k, _)| *k != key);
-                    metadata.push((key, value.to_owned()));
-                }
-                Edit::DropMeta(key) => metadata.retain(|(k, _)| *k != key),
             }
-        }
-        common::serialize_owned(&tensors, &metadata)
-    })
+            common::serialize_owned(&tensors, &metadata)
+        })
 }
 
 proptest! {
@@ -210,12 +254,13 @@ proptest! {
 
     #[test]
     fn mutated_valid_files_never_panic(
+        base in any::<usize>(),
         seed in any::<u64>(),
         f16 in any::<bool>(),
         mutations in proptest::collection::vec(mutation(), 1..4),
         heads in heads(),
     ) {
-        let mut bytes = valid_tiny(seed, if f16 { Dtype::F16 } else { Dtype::F32 });
+        let mut bytes = valid_tiny(base, seed, if f16 { Dtype::F16 } else { Dtype::F32 });
         for m in &mutations {
             apply(&mut bytes, m);
         }
@@ -229,12 +274,14 @@ proptest! {
 }
 
 #[test]
-fn the_unmutated_tiny_file_is_accepted() {
+fn the_unmutated_tiny_files_are_accepted() {
     // The mutation test starts from a file that imports, so a mutation is
     // what makes it fail.
-    let bytes = valid_tiny(5, Dtype::F32);
-    assert_eq!(
-        from_bytes(&bytes, None).unwrap(),
-        ModelWeights::random(TINY, 5).unwrap()
-    );
+    for (base, &shape) in BASES.iter().enumerate() {
+        let bytes = valid_tiny(base, 5, Dtype::F32);
+        assert_eq!(
+            from_bytes(&bytes, None).unwrap(),
+            ModelWeights::random(shape, 5).unwrap()
+        );
+    }
 }

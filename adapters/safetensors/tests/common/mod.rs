@@ -55,43 +55,126 @@ pub fn raw_file(header: &str, data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The tensors of `weights` in body order, named as `docs/safetensors.md`
-/// says, F32 — the starting point for files with one thing wrong.
+/// The tensors of `weights` in body order, named and shaped as
+/// `docs/safetensors.md` says (vectors 1-D), F32 — the starting point for
+/// files with one thing wrong.
 pub fn tensors_of(weights: &aether_model::ModelWeights) -> Vec<Raw> {
-    use aether_model::{MatrixKind, WeightMatrix};
-    let layout = weights.layout();
-    let mut out = Vec::new();
-    for layer in 0..layout.n_layers() {
-        for kind in MatrixKind::PROJECTIONS {
-            let matrix = WeightMatrix::Layer { layer, kind };
-            let span = weights.span(matrix).expect("layer in range");
-            out.push(Raw::f32(
-                &aether_safetensors::layer_tensor_name(layer, kind),
-                &[span.rows, span.cols],
-                weights.matrix(matrix).expect("layer in range"),
-            ));
-        }
-    }
-    let span = layout.classifier();
-    out.push(Raw::f32(
-        aether_safetensors::CLASSIFIER,
-        &[span.rows, span.cols],
-        weights
-            .matrix(WeightMatrix::Classifier)
-            .expect("classifier"),
-    ));
-    out
+    weights
+        .layout()
+        .parts()
+        .map(|(matrix, span)| {
+            let shape = if is_vector(matrix) {
+                vec![span.cols]
+            } else {
+                vec![span.rows, span.cols]
+            };
+            Raw::f32(
+                &name_of(matrix),
+                &shape,
+                weights.matrix(matrix).expect("a part of the layout"),
+            )
+        })
+        .collect()
 }
 
-/// Our metadata for `shape`.
+/// The documented name of `matrix`, spelled out here independently of the
+/// crate's own table so the tests check it.
+pub fn name_of(matrix: aether_model::WeightMatrix) -> String {
+    use aether_model::{MatrixKind, WeightMatrix};
+    match matrix {
+        WeightMatrix::Layer { layer, kind } => {
+            let suffix = match kind {
+                MatrixKind::Query => "wq",
+                MatrixKind::Key => "wk",
+                MatrixKind::Value => "wv",
+                MatrixKind::Output => "wo",
+                MatrixKind::Norm1Scale => "norm1_scale",
+                MatrixKind::Norm1Shift => "norm1_shift",
+                MatrixKind::Conv => "conv",
+                MatrixKind::Norm2Scale => "norm2_scale",
+                MatrixKind::Norm2Shift => "norm2_shift",
+                MatrixKind::Up => "w1",
+                MatrixKind::UpBias => "b1",
+                MatrixKind::Down => "w2",
+                MatrixKind::DownBias => "b2",
+            };
+            format!("layers.{layer}.{suffix}")
+        }
+        WeightMatrix::FinalNormScale => "final_norm_scale".to_owned(),
+        WeightMatrix::FinalNormShift => "final_norm_shift".to_owned(),
+        WeightMatrix::Classifier => "classifier".to_owned(),
+    }
+}
+
+/// Whether the file stores `matrix` as a 1-D vector: the scales, shifts
+/// and biases.
+pub fn is_vector(matrix: aether_model::WeightMatrix) -> bool {
+    use aether_model::{MatrixKind, WeightMatrix};
+    match matrix {
+        WeightMatrix::Layer { kind, .. } => !matches!(
+            kind,
+            MatrixKind::Query
+                | MatrixKind::Key
+                | MatrixKind::Value
+                | MatrixKind::Output
+                | MatrixKind::Conv
+                | MatrixKind::Up
+                | MatrixKind::Down
+        ),
+        WeightMatrix::FinalNormScale | WeightMatrix::FinalNormShift => true,
+        WeightMatrix::Classifier => false,
+    }
+}
+
+/// Our metadata for `shape`: version 1 without options, version 2 with
+/// the three option keys otherwise.
 pub fn our_metadata(shape: aether_model::ModelShape) -> Vec<(&'static str, String)> {
-    vec![
+    let options = shape.options;
+    let mut metadata = vec![
         ("format", "aether-temporal".to_owned()),
-        ("version", "1".to_owned()),
         ("n_q_heads", shape.n_q_heads.to_string()),
         ("n_kv_heads", shape.n_kv_heads.to_string()),
-    ]
+    ];
+    if options.is_v1() {
+        metadata.push(("version", "1".to_owned()));
+    } else {
+        let norm = match options.norm {
+            aether_model::Norm::None => "none",
+            aether_model::Norm::Layer => "layer",
+            aether_model::Norm::Rms => "rms",
+        };
+        metadata.extend([
+            ("version", "2".to_owned()),
+            ("norm", norm.to_owned()),
+            ("conv_taps", options.conv_taps.to_string()),
+            ("mlp_hidden", options.mlp_hidden.to_string()),
+        ]);
+    }
+    metadata
 }
+
+/// `shape` with `options`.
+pub const fn with_options(
+    shape: aether_model::ModelShape,
+    norm: aether_model::Norm,
+    conv_taps: usize,
+    mlp_hidden: usize,
+) -> aether_model::ModelShape {
+    aether_model::ModelShape {
+        options: aether_model::ModelOptions {
+            norm,
+            conv_taps,
+            mlp_hidden,
+        },
+        ..shape
+    }
+}
+
+/// GQA with every option on: layer norm, 3 taps, MLP width 7.
+pub const GQA_V2: aether_model::ModelShape = with_options(GQA, aether_model::Norm::Layer, 3, 7);
+
+/// TINY with every option on: layer norm, 2 taps, MLP width 3.
+pub const TINY_V2: aether_model::ModelShape = with_options(TINY, aether_model::Norm::Layer, 2, 3);
 
 /// `serialize` with owned metadata values.
 pub fn serialize_owned(tensors: &[Raw], metadata: &[(&str, String)]) -> Vec<u8> {
