@@ -72,6 +72,7 @@ impl Shape {
             n_layers,
             n_classes,
             element_type,
+            options: aether_model::ModelOptions::V1,
         }
     }
 }
