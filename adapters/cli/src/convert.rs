@@ -80,7 +80,7 @@ pub(crate) fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<(), CliEr
         out,
         "wrote {}: {} tensors, {} weights as {}",
         args.out.display(),
-        4 * weights.shape().n_layers + 1,
+        weights.layout().parts().count(),
         weights.values().len(),
         if args.f16 { "f16" } else { "f32" }
     )?;
