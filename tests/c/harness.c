@@ -404,7 +404,10 @@ static void bad_init(void) {
     check_code("blob too short (27 bytes)", init_with(blob, 27, &ctx), RUV_TEMPORAL_ERR_INVALID_SIZE);
     check_code("blob truncated (len - 1)", init_with(blob, len - 1, &ctx), RUV_TEMPORAL_ERR_INVALID_SIZE);
     corrupt_blob("blob bad magic", 0, 0x00, 1, 0, len, RUV_TEMPORAL_ERR_INVALID_ARG);
-    corrupt_blob("blob version 2", 4, 2, 2, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
+    corrupt_blob("blob version 3", 4, 3, 2, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
+    /* A version-1 body read as version 2: the 8 bytes longer header makes
+     * the declared length disagree with the blob's. */
+    corrupt_blob("blob version 2 on a version-1 body", 4, 2, 2, 0, len, RUV_TEMPORAL_ERR_INVALID_SIZE);
     corrupt_blob("blob reserved flag bit 1", 6, 0x02, 1, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
     corrupt_blob("blob reserved byte 7", 7, 0x01, 1, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
     corrupt_blob("blob weights_len field + 4", 20, (uint32_t)(len - 28 + 4), 4, 0, len,
