@@ -119,6 +119,39 @@ fn logits_equal_the_models_bit_for_bit() {
     }
 }
 
+/// A model-version-2 blob (every option on, `.rvne` version 2) runs
+/// through the ABI exactly as `aether-model` runs it.
+#[test]
+fn a_version_2_blob_classifies_like_the_model() {
+    let shape = aether_model::ModelShape {
+        options: aether_model::ModelOptions {
+            norm: aether_model::Norm::Rms,
+            conv_taps: 3,
+            mlp_hidden: 8,
+        },
+        ..aether_model::ModelShape::DEFAULT_AETHER
+    };
+    let weights = aether_model::ModelWeights::random(shape, 11).expect("v2 weights");
+    let bytes = RvneBlob::from_weights(&weights, ElementType::F32)
+        .expect("v2 blob")
+        .into_bytes();
+    assert_eq!(&bytes[4..6], &[2, 0], "written as version 2");
+    let ctx = init(&bytes, 8).expect("init");
+    let mut pushed = Vec::new();
+    for t in 0..12 {
+        assert_eq!(push(ctx, &frame(t)), RUV_TEMPORAL_OK);
+        pushed.push(frame(t));
+    }
+    let expected = model_logits(&bytes, &pushed[pushed.len() - 8..].concat());
+    let (code, logits) = classify(ctx, C);
+    assert_eq!(code, RUV_TEMPORAL_OK);
+    assert_eq!(
+        logits.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    destroy(ctx);
+}
+
 #[test]
 fn classifying_twice_gives_the_same_logits() {
     let bytes = blob();
