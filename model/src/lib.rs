@@ -945,8 +945,12 @@ impl<B: AttentionBackend> TemporalModel<B> {
         for (layer, weights) in self.layers().enumerate() {
             weights.norm1.apply(&stream.x, &mut stream.normed);
             check_stage(&stream.normed, input_dim, Stage::Norm { layer }, frame)?;
-            stream.pending[layer * input_dim..(layer + 1) * input_dim]
-                .copy_from_slice(&stream.normed);
+            if ring_frames > 0 {
+                // Only a convolution reads past frames; without one there is
+                // no ring to commit to.
+                stream.pending[layer * input_dim..(layer + 1) * input_dim]
+                    .copy_from_slice(&stream.normed);
+            }
             if weights.conv.len() == 0 {
                 stream.conv_out.copy_from_slice(&stream.normed);
             } else {
