@@ -89,7 +89,9 @@ impl Grid {
         }
     }
 
-    const fn edge(self) -> i16 {
+    /// The outermost occupied subcarrier (pilots and data reach it).
+    #[must_use]
+    pub const fn edge(self) -> i16 {
         match self {
             Self::Legacy20 => 26,
             Self::Ht20 => 28,
@@ -147,6 +149,20 @@ impl Field {
 
     const fn linear(start: u16, count: u16, first: i16, grid: Grid) -> Self {
         Self { start, count, order: Order::Linear { first }, grid }
+    }
+
+    /// The subcarrier held by buffer entry `entry`, if the field has it.
+    fn subcarrier(self, entry: usize) -> Option<i16> {
+        let j = entry.checked_sub(usize::from(self.start))?;
+        if j >= usize::from(self.count) {
+            return None;
+        }
+        let j = i16::try_from(j).ok()?;
+        Some(match self.order {
+            Order::Wrap { positive } if j >= positive as i16 => j - self.count as i16,
+            Order::Wrap { .. } => j,
+            Order::Linear { first } => first + j,
+        })
     }
 
     /// The buffer entry holding subcarrier `sc`, if the field has it.
@@ -339,6 +355,18 @@ impl Layout {
     #[must_use]
     pub const fn has_stbc_ht_ltf(&self) -> bool {
         self.stbc_ht_ltf.is_some()
+    }
+
+    /// What buffer entry `entry` holds: the field's grid (LLTF entries say
+    /// [`Grid::Legacy20`]) and the signed subcarrier index relative to the
+    /// field's centre. `None` past the end. Guard and DC entries are listed
+    /// too: this is the whole table, not just the kept part.
+    #[must_use]
+    pub fn entry_subcarrier(&self, entry: usize) -> Option<(Grid, i16)> {
+        [Some(self.lltf), self.ht_ltf, self.stbc_ht_ltf]
+            .into_iter()
+            .flatten()
+            .find_map(|field| field.subcarrier(entry).map(|sc| (field.grid, sc)))
     }
 
     fn field(&self, choice: FieldChoice) -> Field {
