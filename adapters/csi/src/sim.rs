@@ -218,8 +218,8 @@ fn quantise(x: f64) -> i8 {
 pub fn generate(config: &SimConfig) -> Vec<SimPacket> {
     let layout = Layout::new(config.fields, config.len).expect("SimConfig must name a supported layout");
     let mut timing = SplitMix64::new(config.seed ^ 0x7469_6d69_6e67);
-    let mut noise = SplitMix64::new(config.seed ^ 0x6e6f_6973_65);
-    let mut agc = SplitMix64::new(config.seed ^ 0x6167_63);
+    let mut noise = SplitMix64::new(config.seed ^ 0x006e_6f69_7365);
+    let mut agc = SplitMix64::new(config.seed ^ 0x0061_6763);
     let period_us = 1e6 / config.packet_rate_hz;
     let count = libm::floor(config.duration_s * config.packet_rate_hz) as u64;
     let sigma = libm::pow(10.0, -config.snr_db / 20.0) / core::f64::consts::SQRT_2;

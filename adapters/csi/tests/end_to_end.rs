@@ -202,8 +202,8 @@ fn streaming_packet_by_packet_equals_a_batch_pass_bit_for_bit() {
     for p in &packets[..half] {
         first.push(&p.packet(), &mut |f: &Frame<'_>| frames.push(f.values.to_vec())).unwrap();
     }
+    // Only the clone goes on; `first` is not used again.
     let mut carried = first.clone();
-    drop(first);
     for p in &packets[half..] {
         carried.push(&p.packet(), &mut |f: &Frame<'_>| frames.push(f.values.to_vec())).unwrap();
     }
@@ -266,8 +266,10 @@ fn duplicates_and_out_of_order_packets_are_dropped_and_counted() {
 
 #[test]
 fn every_layout_keeps_its_documented_subcarriers_in_frequency_order() {
-    // (sig_mode, cwb, secondary, stbc, len, LLTF grid count, field grid, first/last kept (sc, entry))
-    let table: [(u8, u8, u8, u8, usize, Grid, (i16, usize), (i16, usize)); 13] = [
+    // (sig_mode, cwb, secondary, stbc, len, field grid, first and last kept (sc, entry))
+    type Kept = (i16, usize);
+    type Row = (u8, u8, u8, u8, usize, Grid, Kept, Kept);
+    let table: [Row; 13] = [
         (0, 0, 0, 0, 128, Grid::Legacy20, (-26, 38), (26, 26)),
         (1, 0, 0, 0, 256, Grid::Ht20, (-28, 64 + 36), (28, 64 + 28)),
         (1, 0, 0, 1, 384, Grid::Ht20, (-28, 64 + 36), (28, 64 + 28)),

@@ -81,7 +81,7 @@ fn generated_logs_of_both_formats_read_back_to_the_packets() {
 fn esp_csi_lines_read_by_the_default_map() {
     let mut data = String::new();
     for k in 0..128 {
-        data.push_str(&format!("{},", (k % 40) as i32 - 20));
+        data.push_str(&format!("{},", k % 40 - 20));
     }
     data.pop();
     // csi_recv prints the u32 timestamp with %d: -1294967296 is 3 000 000 000.
