@@ -26,6 +26,7 @@ pub(crate) const NO_STD_CRATES: &[&str] = &[
     "aether-rvne",
     "aether-model",
     "aether-packet",
+    "aether-csi",
 ];
 
 /// Bare-metal stand-ins for the real `xtensa-esp32s3-none-elf` target, which
