@@ -12,11 +12,15 @@ use aether_csi::sim::{SimConfig, generate};
 use aether_csi::{Extractor, FeatureConfig, Frame};
 
 fn main() {
-    let packets = generate(&SimConfig { duration_s: 60.0, ..SimConfig::default() });
+    let packets = generate(&SimConfig {
+        duration_s: 60.0,
+        ..SimConfig::default()
+    });
     let views: Vec<_> = packets.iter().map(|p| p.packet()).collect();
     let mut runs = Vec::new();
     for _ in 0..9 {
-        let mut extractor = Extractor::new(FeatureConfig::default()).expect("default config is valid");
+        let mut extractor =
+            Extractor::new(FeatureConfig::default()).expect("default config is valid");
         let mut sum = 0.0_f32;
         let start = Instant::now();
         for packet in &views {

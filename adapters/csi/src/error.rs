@@ -47,16 +47,27 @@ pub enum CsiError {
 impl fmt::Display for CsiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::UnsupportedLayout { sig_mode, bandwidth, secondary, stbc, len } => write!(
+            Self::UnsupportedLayout {
+                sig_mode,
+                bandwidth,
+                secondary,
+                stbc,
+                len,
+            } => write!(
                 f,
                 "unsupported CSI layout: sig_mode {sig_mode}, bandwidth {bandwidth}, \
                  secondary channel {secondary}, stbc {stbc}, {len} bytes"
             ),
             Self::GridChanged { expected, found } => {
-                write!(f, "packet measures grid {found:?}, the stream uses {expected:?}")
+                write!(
+                    f,
+                    "packet measures grid {found:?}, the stream uses {expected:?}"
+                )
             }
             Self::SilentPacket => f.write_str("every kept subcarrier of the packet is zero"),
-            Self::InvalidConfig { field, rule } => write!(f, "invalid feature config: {field} {rule}"),
+            Self::InvalidConfig { field, rule } => {
+                write!(f, "invalid feature config: {field} {rule}")
+            }
         }
     }
 }

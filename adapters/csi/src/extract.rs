@@ -62,7 +62,12 @@ impl CsiPacket<'_> {
     /// The layout-deciding fields.
     #[must_use]
     pub const fn fields(&self) -> LayoutFields {
-        LayoutFields { sig_mode: self.sig_mode, cwb: self.cwb, secondary: self.secondary, stbc: self.stbc }
+        LayoutFields {
+            sig_mode: self.sig_mode,
+            cwb: self.cwb,
+            secondary: self.secondary,
+            stbc: self.stbc,
+        }
     }
 }
 
@@ -99,7 +104,9 @@ pub enum RunningNorm {
 
 impl Default for RunningNorm {
     fn default() -> Self {
-        Self::Mean { time_constant_s: 4.0 }
+        Self::Mean {
+            time_constant_s: 4.0,
+        }
     }
 }
 
@@ -154,10 +161,14 @@ impl FeatureConfig {
         if self.frame_rate_hz == 0 || self.frame_rate_hz > 1000 {
             return bad("frame_rate_hz", "must be 1..=1000");
         }
-        if u64::from(self.max_gap_us) * u64::from(self.frame_rate_hz) < 1_000_000 || self.max_gap_us > 60_000_000 {
+        if u64::from(self.max_gap_us) * u64::from(self.frame_rate_hz) < 1_000_000
+            || self.max_gap_us > 60_000_000
+        {
             return bad("max_gap_us", "must be one frame period ..= 60 s");
         }
-        if let RunningNorm::Mean { time_constant_s } | RunningNorm::MeanVar { time_constant_s } = self.running_norm {
+        if let RunningNorm::Mean { time_constant_s } | RunningNorm::MeanVar { time_constant_s } =
+            self.running_norm
+        {
             // `!(x > 0)` also refuses NaN.
             if !(time_constant_s > 0.0 && time_constant_s <= 3600.0) {
                 return bad("running_norm", "time constant must be in (0, 3600] s");
@@ -264,7 +275,12 @@ pub struct Extractor {
 }
 
 /// The band values of one packet, or why it cannot be used.
-fn packet_bands(config: &FeatureConfig, layout: &Layout, buf: &[i8], out: &mut Bands) -> Result<(), CsiError> {
+fn packet_bands(
+    config: &FeatureConfig,
+    layout: &Layout,
+    buf: &[i8],
+    out: &mut Bands,
+) -> Result<(), CsiError> {
     let mut energy = [0_i32; MAX_KEPT];
     let mut first_word = [false; MAX_KEPT];
     let mut kept = 0;
@@ -283,7 +299,11 @@ fn packet_bands(config: &FeatureConfig, layout: &Layout, buf: &[i8], out: &mut B
     let energy = &mut energy[..kept];
     for slot in 0..kept {
         if first_word[slot] {
-            let neighbour = if slot + 1 < kept { slot + 1 } else { slot.saturating_sub(1) };
+            let neighbour = if slot + 1 < kept {
+                slot + 1
+            } else {
+                slot.saturating_sub(1)
+            };
             energy[slot] = energy[neighbour];
         }
     }
@@ -323,7 +343,14 @@ impl Extractor {
                 1.0 - libm::expf(-1.0 / (time_constant_s * config.frame_rate_hz as f32))
             }
         };
-        Ok(Self { config, alpha, grid: config.grid, segment: None, segment_no: 0, stats: Stats::default() })
+        Ok(Self {
+            config,
+            alpha,
+            grid: config.grid,
+            segment: None,
+            segment_no: 0,
+            stats: Stats::default(),
+        })
     }
 
     /// The configuration.
@@ -351,12 +378,19 @@ impl Extractor {
     /// [`CsiError::UnsupportedLayout`], [`CsiError::GridChanged`] or
     /// [`CsiError::SilentPacket`]; the signal state is then unchanged and
     /// only `stats().rejected` is incremented.
-    pub fn push<F: FnMut(&Frame<'_>)>(&mut self, packet: &CsiPacket<'_>, sink: &mut F) -> Result<PushReport, CsiError> {
+    pub fn push<F: FnMut(&Frame<'_>)>(
+        &mut self,
+        packet: &CsiPacket<'_>,
+        sink: &mut F,
+    ) -> Result<PushReport, CsiError> {
         let mut bands = [0.0_f32; MAX_BANDS];
         let checked = Layout::new(packet.fields(), packet.buf.len()).and_then(|layout| {
             let grid = layout.grid(self.config.field);
             match self.grid {
-                Some(expected) if expected != grid => Err(CsiError::GridChanged { expected, found: grid }),
+                Some(expected) if expected != grid => Err(CsiError::GridChanged {
+                    expected,
+                    found: grid,
+                }),
                 _ => packet_bands(&self.config, &layout, packet.buf, &mut bands).map(|()| grid),
             }
         });
@@ -471,7 +505,16 @@ impl Extractor {
                     for ((f, &p), &n) in filled[..d].iter_mut().zip(&prev[..d]).zip(&value[..d]) {
                         *f = p + (n - p) * w;
                     }
-                    Self::emit(&self.config, self.alpha, seg, self.segment_no, j, true, &mut filled, sink);
+                    Self::emit(
+                        &self.config,
+                        self.alpha,
+                        seg,
+                        self.segment_no,
+                        j,
+                        true,
+                        &mut filled,
+                        sink,
+                    );
                     self.stats.frames += 1;
                     self.stats.gap_frames += 1;
                     report.frames += 1;
@@ -481,7 +524,16 @@ impl Extractor {
         }
         seg.prev = Some((seg.open, value));
         let open = seg.open;
-        Self::emit(&self.config, self.alpha, seg, self.segment_no, open, false, &mut value, sink);
+        Self::emit(
+            &self.config,
+            self.alpha,
+            seg,
+            self.segment_no,
+            open,
+            false,
+            &mut value,
+            sink,
+        );
         self.stats.frames += 1;
         report.frames += 1;
     }
@@ -505,7 +557,11 @@ impl Extractor {
             // A cumulative mean at first (weight 1/(n+1)), the exponential
             // one once that weight falls below alpha: no start-up bias.
             let a = alpha.max(1.0 / (seg.normed as f32 + 1.0));
-            for ((x, m), v) in values[..d].iter_mut().zip(&mut seg.mean[..d]).zip(&mut seg.var[..d]) {
+            for ((x, m), v) in values[..d]
+                .iter_mut()
+                .zip(&mut seg.mean[..d])
+                .zip(&mut seg.var[..d])
+            {
                 let diff = *x - *m;
                 *m += a * diff;
                 let centred = *x - *m;
@@ -519,7 +575,13 @@ impl Extractor {
             seg.normed += 1;
         }
         let start_us = index * 1_000_000 / u64::from(config.frame_rate_hz);
-        sink(&Frame { segment, index, start_us, interpolated, values: &values[..d] });
+        sink(&Frame {
+            segment,
+            index,
+            start_us,
+            interpolated,
+            values: &values[..d],
+        });
     }
 }
 
@@ -528,7 +590,14 @@ mod tests {
     use super::*;
 
     fn packet(buf: &[i8], t: u32) -> CsiPacket<'_> {
-        CsiPacket { buf, sig_mode: 0, cwb: 0, secondary: 0, stbc: 0, timestamp_us: t }
+        CsiPacket {
+            buf,
+            sig_mode: 0,
+            cwb: 0,
+            secondary: 0,
+            stbc: 0,
+            timestamp_us: t,
+        }
     }
 
     #[test]

@@ -144,11 +144,21 @@ struct Field {
 
 impl Field {
     const fn wrap(start: u16, count: u16, positive: u16, grid: Grid) -> Self {
-        Self { start, count, order: Order::Wrap { positive }, grid }
+        Self {
+            start,
+            count,
+            order: Order::Wrap { positive },
+            grid,
+        }
     }
 
     const fn linear(start: u16, count: u16, first: i16, grid: Grid) -> Self {
-        Self { start, count, order: Order::Linear { first }, grid }
+        Self {
+            start,
+            count,
+            order: Order::Linear { first },
+            grid,
+        }
     }
 
     /// The subcarrier held by buffer entry `entry`, if the field has it.
@@ -169,7 +179,11 @@ impl Field {
     fn entry(self, sc: i16) -> Option<usize> {
         let j = match self.order {
             Order::Wrap { positive } => {
-                let j = if sc >= 0 { i32::from(sc) } else { i32::from(sc) + i32::from(self.count) };
+                let j = if sc >= 0 {
+                    i32::from(sc)
+                } else {
+                    i32::from(sc) + i32::from(self.count)
+                };
                 let positive = i32::from(positive);
                 // A non-negative subcarrier must land in the positive run and
                 // a negative one in the negative run, or the field lacks it.
@@ -282,7 +296,13 @@ impl Layout {
             // channel's 64 bins in ascending order, centre at entry 32.
             Secondary::Above | Secondary::Below => Field::linear(0, 64, -32, Grid::Legacy20),
         };
-        let lltf_only = Self { len: LLTF_LEN as u16, secondary, lltf, ht_ltf: None, stbc_ht_ltf: None };
+        let lltf_only = Self {
+            len: LLTF_LEN as u16,
+            secondary,
+            lltf,
+            ht_ltf: None,
+            stbc_ht_ltf: None,
+        };
         if len == LLTF_LEN {
             return Ok(lltf_only);
         }
@@ -323,7 +343,13 @@ impl Layout {
         if len != expected {
             return Err(unsupported);
         }
-        Ok(Self { len: expected as u16, secondary, lltf, ht_ltf: Some(ht_ltf), stbc_ht_ltf })
+        Ok(Self {
+            len: expected as u16,
+            secondary,
+            lltf,
+            ht_ltf: Some(ht_ltf),
+            stbc_ht_ltf,
+        })
     }
 
     /// The buffer length this layout reads, in bytes.
@@ -389,7 +415,10 @@ impl Layout {
         let field = self.field(choice);
         // Every grid subcarrier exists in its field (checked by the tests
         // for every layout), so `filter_map` never drops one in practice.
-        field.grid.subcarriers().filter_map(move |sc| field.entry(sc).map(|e| (sc, e)))
+        field
+            .grid
+            .subcarriers()
+            .filter_map(move |sc| field.entry(sc).map(|e| (sc, e)))
     }
 }
 
@@ -398,7 +427,12 @@ mod tests {
     use super::*;
 
     fn fields(sig_mode: u8, cwb: u8, secondary: u8, stbc: u8) -> LayoutFields {
-        LayoutFields { sig_mode, cwb, secondary, stbc }
+        LayoutFields {
+            sig_mode,
+            cwb,
+            secondary,
+            stbc,
+        }
     }
 
     #[test]

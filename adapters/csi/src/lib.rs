@@ -47,7 +47,8 @@ pub mod sim;
 
 pub use error::CsiError;
 pub use extract::{
-    AmplitudeScale, CsiPacket, Dropped, Extractor, FeatureConfig, Frame, PushReport, RunningNorm, Stats, MAX_BANDS,
+    AmplitudeScale, CsiPacket, Dropped, Extractor, FeatureConfig, Frame, MAX_BANDS, PushReport,
+    RunningNorm, Stats,
 };
-pub use layout::{FieldChoice, Grid, Layout, LayoutFields, Secondary, MAX_CSI_LEN};
-pub use log::{ColumnMap, CsiRecord, LogError, LogFormat, LogParser, Parsed};
+pub use layout::{FieldChoice, Grid, Layout, LayoutFields, MAX_CSI_LEN, Secondary};
+pub use log::{ColumnMap, CsiRecord, FieldProblem, LogError, LogFormat, LogParser, Parsed};

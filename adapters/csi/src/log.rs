@@ -119,7 +119,11 @@ impl ColumnMap {
         if count > MAX_COLUMNS {
             return Err(LogError::HeaderTooLong);
         }
-        let last = line.split(|&b| b == b',').next_back().map(trim).unwrap_or_default();
+        let last = line
+            .split(|&b| b == b',')
+            .next_back()
+            .map(trim)
+            .unwrap_or_default();
         let format = match last {
             b"data" => LogFormat::EspCsi,
             b"CSI_DATA" => LogFormat::CsiTool,
@@ -130,7 +134,9 @@ impl ColumnMap {
                 .position(|name| names.contains(&trim(name)))
                 .and_then(|p| u8::try_from(p).ok())
         };
-        let need = |names: &[&[u8]], column: &'static str| find(names).ok_or(LogError::HeaderMissingColumn { column });
+        let need = |names: &[&[u8]], column: &'static str| {
+            find(names).ok_or(LogError::HeaderMissingColumn { column })
+        };
         let data = u8::try_from(count - 1).map_err(|_| LogError::HeaderTooLong)?;
         Ok(Some(Self {
             format,
@@ -217,14 +223,19 @@ impl fmt::Display for LogError {
         match *self {
             Self::MissingData => f.write_str("CSI line has no [ ] data list"),
             Self::ColumnCount { expected, found } => {
-                write!(f, "{found} columns before the data list, expected {expected}")
+                write!(
+                    f,
+                    "{found} columns before the data list, expected {expected}"
+                )
             }
             Self::Field { column, problem } => write!(f, "column {column}: {problem:?}"),
             Self::Data { index, problem } => write!(f, "data value {index}: {problem:?}"),
             Self::DataUnterminated => f.write_str("data list is not terminated (line cut?)"),
             Self::TrailingBytes => f.write_str("bytes after the data list"),
             Self::TooManyValues { capacity } => write!(f, "more than {capacity} data values"),
-            Self::LengthMismatch { declared, found } => write!(f, "len column says {declared}, list has {found}"),
+            Self::LengthMismatch { declared, found } => {
+                write!(f, "len column says {declared}, list has {found}")
+            }
             Self::HeaderMissingColumn { column } => write!(f, "header lacks column {column}"),
             Self::HeaderTooLong => write!(f, "header has more than {MAX_COLUMNS} columns"),
         }
@@ -296,7 +307,11 @@ impl<'b> CsiRecord<'b> {
             LogFormat::EspCsi => write!(w, "{},", self.seq.unwrap_or(0))?,
             LogFormat::CsiTool => w.write_str("STA,")?,
         }
-        write!(w, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x},", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])?;
+        write!(
+            w,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x},",
+            mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+        )?;
         // rssi, rate, sig_mode, mcs, bandwidth, smoothing, not_sounding,
         // aggregation, stbc, fec_coding, sgi, noise_floor, ampdu_cnt,
         // channel, secondary_channel.
@@ -320,7 +335,12 @@ impl<'b> CsiRecord<'b> {
         w.write_str("0,0,0,")?;
         match format {
             LogFormat::EspCsi => {
-                write!(w, "{},{},\"[", self.declared_len, u8::from(self.first_word_invalid.unwrap_or(false)))?;
+                write!(
+                    w,
+                    "{},{},\"[",
+                    self.declared_len,
+                    u8::from(self.first_word_invalid.unwrap_or(false))
+                )?;
                 for (k, v) in self.data.iter().enumerate() {
                     if k > 0 {
                         w.write_char(',')?;
@@ -332,7 +352,13 @@ impl<'b> CsiRecord<'b> {
             LogFormat::CsiTool => {
                 // real_time_set, real_timestamp (seconds, from the clock).
                 let t = self.timestamp_us;
-                write!(w, "0,{}.{:06},{},[", t / 1_000_000, t % 1_000_000, self.declared_len)?;
+                write!(
+                    w,
+                    "0,{}.{:06},{},[",
+                    t / 1_000_000,
+                    t % 1_000_000,
+                    self.declared_len
+                )?;
                 for v in self.data {
                     write!(w, "{v} ")?;
                 }
@@ -370,7 +396,10 @@ impl LogParser {
     /// A parser using the default columns of both formats.
     #[must_use]
     pub const fn new() -> Self {
-        Self { esp_csi: ColumnMap::ESP_CSI, csi_tool: ColumnMap::CSI_TOOL }
+        Self {
+            esp_csi: ColumnMap::ESP_CSI,
+            csi_tool: ColumnMap::CSI_TOOL,
+        }
     }
 
     /// The columns currently used for `format`.
@@ -389,7 +418,11 @@ impl LogParser {
     ///
     /// # Errors
     /// A [`LogError`] naming the column or data value that is wrong.
-    pub fn parse_line<'b>(&mut self, line: &[u8], buf: &'b mut [i8]) -> Result<Parsed<'b>, LogError> {
+    pub fn parse_line<'b>(
+        &mut self,
+        line: &[u8],
+        buf: &'b mut [i8],
+    ) -> Result<Parsed<'b>, LogError> {
         let Some(at) = find(line, b"CSI_DATA,") else {
             return Ok(match ColumnMap::from_header(line)? {
                 Some(map) => {
@@ -403,27 +436,46 @@ impl LogParser {
             });
         };
         let line = trim(line.get(at..).unwrap_or_default());
-        let open = line.iter().position(|&b| b == b'[').ok_or(LogError::MissingData)?;
+        let open = line
+            .iter()
+            .position(|&b| b == b'[')
+            .ok_or(LogError::MissingData)?;
         let quoted = open > 0 && line.get(open - 1) == Some(&b'"');
-        let (map, data_start) = if quoted { (self.esp_csi, open - 1) } else { (self.csi_tool, open) };
+        let (map, data_start) = if quoted {
+            (self.esp_csi, open - 1)
+        } else {
+            (self.csi_tool, open)
+        };
         let prefix = line.get(..data_start).unwrap_or_default();
         // The prefix is "c0,c1,…,cN," — N+1 columns, each ended by a comma.
         let Some(prefix) = prefix.strip_suffix(b",") else {
-            return Err(LogError::ColumnCount { expected: map.data, found: count_columns(prefix) });
+            return Err(LogError::ColumnCount {
+                expected: map.data,
+                found: count_columns(prefix),
+            });
         };
         let found = prefix.split(|&b| b == b',').count();
         if found != usize::from(map.data) {
-            return Err(LogError::ColumnCount { expected: map.data, found });
+            return Err(LogError::ColumnCount {
+                expected: map.data,
+                found,
+            });
         }
         let mut record = Fields::default();
         for (k, column) in prefix.split(|&b| b == b',').enumerate() {
             record.read(&map, k, trim(column))?;
         }
         let data = line.get(open + 1..).unwrap_or_default();
-        let count = if quoted { read_list(data, b',', b"]\"", buf)? } else { read_list(data, b' ', b"]", buf)? };
+        let count = if quoted {
+            read_list(data, b',', b"]\"", buf)?
+        } else {
+            read_list(data, b' ', b"]", buf)?
+        };
         let declared = record.len;
         let found = count;
-        if found != usize::from(declared) && !(found == LLTF_LEN && usize::from(declared) > LLTF_LEN) {
+        if found != usize::from(declared)
+            && !(found == LLTF_LEN && usize::from(declared) > LLTF_LEN)
+        {
             return Err(LogError::LengthMismatch { declared, found });
         }
         let data: &'b [i8] = buf.get(..count).unwrap_or_default();
@@ -477,13 +529,21 @@ impl Fields {
             self.stbc = int_in(text, 0, 255, "stbc")? as u8;
         } else if is(map.timestamp) {
             // A negative value is csi_recv's `%d` of a value past 2³¹.
-            self.timestamp_us = int_in(text, i64::from(i32::MIN), i64::from(u32::MAX), "local_timestamp")? as u32;
+            self.timestamp_us = int_in(
+                text,
+                i64::from(i32::MIN),
+                i64::from(u32::MAX),
+                "local_timestamp",
+            )? as u32;
         } else if is(map.len) {
             self.len = int_in(text, 0, i64::from(u16::MAX), "len")? as u16;
         } else if opt(map.seq) {
             self.seq = Some(int_in(text, i64::from(i32::MIN), i64::from(u32::MAX), "id")? as u32);
         } else if opt(map.mac) {
-            self.mac = Some(mac(text).ok_or(LogError::Field { column: "mac", problem: FieldProblem::NotANumber })?);
+            self.mac = Some(mac(text).ok_or(LogError::Field {
+                column: "mac",
+                problem: FieldProblem::NotANumber,
+            })?);
         } else if opt(map.rssi) {
             self.rssi = Some(int_in(text, -128, 127, "rssi")? as i8);
         } else if opt(map.noise_floor) {
@@ -501,7 +561,10 @@ impl Fields {
 /// esp-csi prints `int8_t`; old ESP32-CSI-Tool versions printed the same
 /// bytes as `uint8_t`, so that format also takes 128..=255 (read modulo 256).
 fn read_list(data: &[u8], sep: u8, end: &[u8], buf: &mut [i8]) -> Result<usize, LogError> {
-    let close = data.iter().position(|&b| b == b']').ok_or(LogError::DataUnterminated)?;
+    let close = data
+        .iter()
+        .position(|&b| b == b']')
+        .ok_or(LogError::DataUnterminated)?;
     let rest = data.get(close..).unwrap_or_default();
     let Some(after) = rest.strip_prefix(end) else {
         return Err(LogError::DataUnterminated);
@@ -521,16 +584,24 @@ fn read_list(data: &[u8], sep: u8, end: &[u8], buf: &mut [i8]) -> Result<usize, 
             continue;
         }
         let value = parse_int(item)
-            .ok_or(LogError::Data { index: count, problem: FieldProblem::NotANumber })
+            .ok_or(LogError::Data {
+                index: count,
+                problem: FieldProblem::NotANumber,
+            })
             .and_then(|v| {
                 if (-128..=max).contains(&v) {
                     Ok(v)
                 } else {
-                    Err(LogError::Data { index: count, problem: FieldProblem::OutOfRange })
+                    Err(LogError::Data {
+                        index: count,
+                        problem: FieldProblem::OutOfRange,
+                    })
                 }
             })?;
         let capacity = buf.len();
-        let slot = buf.get_mut(count).ok_or(LogError::TooManyValues { capacity })?;
+        let slot = buf
+            .get_mut(count)
+            .ok_or(LogError::TooManyValues { capacity })?;
         *slot = value as u8 as i8;
         count += 1;
     }
@@ -539,8 +610,18 @@ fn read_list(data: &[u8], sep: u8, end: &[u8], buf: &mut [i8]) -> Result<usize, 
 
 /// An integer in `min..=max`, or the error for `column`.
 fn int_in(text: &[u8], min: i64, max: i64, column: &'static str) -> Result<i64, LogError> {
-    let v = parse_int(text).ok_or(LogError::Field { column, problem: FieldProblem::NotANumber })?;
-    if (min..=max).contains(&v) { Ok(v) } else { Err(LogError::Field { column, problem: FieldProblem::OutOfRange }) }
+    let v = parse_int(text).ok_or(LogError::Field {
+        column,
+        problem: FieldProblem::NotANumber,
+    })?;
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(LogError::Field {
+            column,
+            problem: FieldProblem::OutOfRange,
+        })
+    }
 }
 
 /// A decimal integer with an optional sign and at most 12 digits (so it can
@@ -616,7 +697,10 @@ mod tests {
 
     #[test]
     fn macs_read_in_either_case() {
-        assert_eq!(mac(b"94:d9:B3:80:8c:81"), Some([0x94, 0xd9, 0xb3, 0x80, 0x8c, 0x81]));
+        assert_eq!(
+            mac(b"94:d9:B3:80:8c:81"),
+            Some([0x94, 0xd9, 0xb3, 0x80, 0x8c, 0x81])
+        );
         assert_eq!(mac(b"94:d9:b3:80:8c"), None);
         assert_eq!(mac(b"94:d9:b3:80:8c:81:00"), None);
     }

@@ -110,7 +110,12 @@ impl Default for SimConfig {
             agc_steps: true,
             snr_db: 30.0,
             start_timestamp_us: 1_000_000,
-            fields: LayoutFields { sig_mode: 1, cwb: 0, secondary: 0, stbc: 0 },
+            fields: LayoutFields {
+                sig_mode: 1,
+                cwb: 0,
+                secondary: 0,
+                stbc: 0,
+            },
             len: 256,
         }
     }
@@ -216,7 +221,8 @@ fn quantise(x: f64) -> i8 {
 /// If `config.fields` and `config.len` are not a [`Layout`] (a test bug).
 #[must_use]
 pub fn generate(config: &SimConfig) -> Vec<SimPacket> {
-    let layout = Layout::new(config.fields, config.len).expect("SimConfig must name a supported layout");
+    let layout =
+        Layout::new(config.fields, config.len).expect("SimConfig must name a supported layout");
     let mut timing = SplitMix64::new(config.seed ^ 0x7469_6d69_6e67);
     let mut noise = SplitMix64::new(config.seed ^ 0x006e_6f69_7365);
     let mut agc = SplitMix64::new(config.seed ^ 0x0061_6763);
@@ -246,8 +252,13 @@ pub fn generate(config: &SimConfig) -> Vec<SimPacket> {
         let mut buf = vec![0_i8; layout.len()];
         for entry in 0..layout.len() / 2 {
             let (n_re, n_im) = (noise.normal() * sigma, noise.normal() * sigma);
-            let Some((grid, sc)) = layout.entry_subcarrier(entry) else { continue };
-            if sc == 0 || sc.unsigned_abs() > grid.edge().unsigned_abs() || (grid == Grid::Ht40 && sc.abs() == 1) {
+            let Some((grid, sc)) = layout.entry_subcarrier(entry) else {
+                continue;
+            };
+            if sc == 0
+                || sc.unsigned_abs() > grid.edge().unsigned_abs()
+                || (grid == Grid::Ht40 && sc.abs() == 1)
+            {
                 continue;
             }
             let (re, im) = response(config.activity, t, sc);
@@ -256,13 +267,24 @@ pub fn generate(config: &SimConfig) -> Vec<SimPacket> {
         }
         // ESP32's invalid first word (`first_word_invalid`): junk bytes.
         buf[..4].copy_from_slice(&[101, -48, 5, 0]);
-        let in_outage = config.outage_s.is_some_and(|(start, length)| t >= start && t < start + length);
+        let in_outage = config
+            .outage_s
+            .is_some_and(|(start, length)| t >= start && t < start + length);
         if lost || in_outage {
             continue;
         }
-        let timestamp_us = config.start_timestamp_us.wrapping_add(libm::round(t_us.max(0.0)) as u32);
+        let timestamp_us = config
+            .start_timestamp_us
+            .wrapping_add(libm::round(t_us.max(0.0)) as u32);
         let rssi = libm::round(-60.0 - 20.0 * libm::log10(gain)) as i8;
-        let packet = SimPacket { buf, fields: config.fields, timestamp_us, seq, rssi, gain };
+        let packet = SimPacket {
+            buf,
+            fields: config.fields,
+            timestamp_us,
+            seq,
+            rssi,
+            gain,
+        };
         seq = seq.wrapping_add(1);
         if twice {
             out.push(packet.clone());
@@ -295,7 +317,11 @@ pub fn write_log(packets: &[SimPacket], format: LogFormat) -> String {
     for (k, packet) in packets.iter().enumerate() {
         if k % 97 == 96 {
             // Driver chatter lands between packets on a real serial line.
-            let _ = writeln!(log, "W ({}) wifi:<ba-add>idx:0 (ifx:0, 1a:00:00:00:00:00), tid:0", 1000 + k);
+            let _ = writeln!(
+                log,
+                "W ({}) wifi:<ba-add>idx:0 (ifx:0, 1a:00:00:00:00:00), tid:0",
+                1000 + k
+            );
         }
         let _ = packet.record(format).write_line(format, &mut log);
         log.push('\n');

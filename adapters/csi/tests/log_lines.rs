@@ -5,8 +5,8 @@
 use aether_csi::log::{CSI_TOOL_HEADER, ESP_CSI_HEADER, FieldProblem};
 use aether_csi::sim::{SimConfig, SimPacket, generate, write_log};
 use aether_csi::{
-    ColumnMap, CsiRecord, Extractor, FeatureConfig, Frame, LayoutFields, LogError, LogFormat, LogParser, MAX_CSI_LEN,
-    Parsed,
+    ColumnMap, CsiRecord, Extractor, FeatureConfig, Frame, LayoutFields, LogError, LogFormat,
+    LogParser, MAX_CSI_LEN, Parsed,
 };
 use proptest::prelude::*;
 
@@ -28,7 +28,11 @@ fn features_from_log(log: &str) -> (Vec<Vec<f32>>, usize, usize) {
         match parser.parse_line(line.as_bytes(), &mut buf).unwrap() {
             Parsed::Csi(record) => {
                 csi += 1;
-                extractor.push(&record.packet(), &mut |f: &Frame<'_>| frames.push(f.values.to_vec())).unwrap();
+                extractor
+                    .push(&record.packet(), &mut |f: &Frame<'_>| {
+                        frames.push(f.values.to_vec())
+                    })
+                    .unwrap();
             }
             Parsed::Header(_) | Parsed::NotCsi => other += 1,
         }
@@ -39,7 +43,11 @@ fn features_from_log(log: &str) -> (Vec<Vec<f32>>, usize, usize) {
 
 #[test]
 fn generated_logs_of_both_formats_read_back_to_the_packets() {
-    let packets = generate(&SimConfig { duration_s: 3.0, start_timestamp_us: u32::MAX - 1_000_000, ..SimConfig::default() });
+    let packets = generate(&SimConfig {
+        duration_s: 3.0,
+        start_timestamp_us: u32::MAX - 1_000_000,
+        ..SimConfig::default()
+    });
     for format in [LogFormat::EspCsi, LogFormat::CsiTool] {
         let log = write_log(&packets, format);
         let mut parser = LogParser::new();
@@ -52,10 +60,23 @@ fn generated_logs_of_both_formats_read_back_to_the_packets() {
                     assert_eq!(r.format, format);
                     assert_eq!(r.rssi, Some(packets[read.len()].rssi));
                     assert_eq!(r.mac, Some([0x1a, 0, 0, 0, 0, 0]));
-                    assert_eq!(r.seq, (format == LogFormat::EspCsi).then_some(read.len() as u32));
-                    let fields = LayoutFields { sig_mode: r.sig_mode, cwb: r.cwb, secondary: r.secondary, stbc: r.stbc };
+                    assert_eq!(
+                        r.seq,
+                        (format == LogFormat::EspCsi).then_some(read.len() as u32)
+                    );
+                    let fields = LayoutFields {
+                        sig_mode: r.sig_mode,
+                        cwb: r.cwb,
+                        secondary: r.secondary,
+                        stbc: r.stbc,
+                    };
                     let p = &packets[read.len()];
-                    read.push(SimPacket { buf: r.data.to_vec(), fields, timestamp_us: r.timestamp_us, ..p.clone() });
+                    read.push(SimPacket {
+                        buf: r.data.to_vec(),
+                        fields,
+                        timestamp_us: r.timestamp_us,
+                        ..p.clone()
+                    });
                 }
                 Parsed::Header(f) => {
                     assert_eq!(f, format);
@@ -85,7 +106,9 @@ fn esp_csi_lines_read_by_the_default_map() {
     }
     data.pop();
     // csi_recv prints the u32 timestamp with %d: -1294967296 is 3 000 000 000.
-    let line = format!("CSI_DATA,7,1a:00:00:00:00:00,-41,11,0,0,0,0,1,0,0,0,0,-95,0,11,0,-1294967296,0,72,0,128,1,\"[{data}]\"\r\n");
+    let line = format!(
+        "CSI_DATA,7,1a:00:00:00:00:00,-41,11,0,0,0,0,1,0,0,0,0,-95,0,11,0,-1294967296,0,72,0,128,1,\"[{data}]\"\r\n"
+    );
     let (format, t, values, len) = parse(&line).unwrap();
     assert_eq!((format, t, len), (LogFormat::EspCsi, 3_000_000_000, 128));
     assert_eq!(values.len(), 128);
@@ -102,7 +125,9 @@ fn csi_tool_lines_with_unsigned_bytes_and_an_lltf_only_list() {
         // Old ESP32-CSI-Tool versions printed the bytes as uint8.
         data.push_str(&format!("{} ", if k % 2 == 0 { 250 } else { 5 }));
     }
-    let line = format!("CSI_DATA,AP,3C:71:BF:6D:2A:78,-73,11,1,0,1,1,1,0,0,0,0,-93,0,1,1,80272146,0,101,0,0,80.363225,384,[{data}]");
+    let line = format!(
+        "CSI_DATA,AP,3C:71:BF:6D:2A:78,-73,11,1,0,1,1,1,0,0,0,0,-93,0,1,1,80272146,0,101,0,0,80.363225,384,[{data}]"
+    );
     let (format, t, values, len) = parse(&line).unwrap();
     assert_eq!((format, t, len), (LogFormat::CsiTool, 80_272_146, 384));
     assert_eq!(values.len(), 128);
@@ -117,22 +142,38 @@ fn a_header_line_sets_the_columns_of_its_format() {
     assert_eq!(map.format(), LogFormat::EspCsi);
     let mut parser = LogParser::new();
     let mut buf = [0_i8; MAX_CSI_LEN];
-    assert_eq!(parser.parse_line(header.as_bytes(), &mut buf), Ok(Parsed::Header(LogFormat::EspCsi)));
+    assert_eq!(
+        parser.parse_line(header.as_bytes(), &mut buf),
+        Ok(Parsed::Header(LogFormat::EspCsi))
+    );
     assert_eq!(parser.columns(LogFormat::EspCsi), &map);
     assert_eq!(parser.columns(LogFormat::CsiTool), &ColumnMap::CSI_TOOL);
-    let Ok(Parsed::Csi(r)) = parser.parse_line(b"CSI_DATA,123,0,0,0,0,4,\"[1,2,3,4]\"", &mut buf) else {
+    let Ok(Parsed::Csi(r)) = parser.parse_line(b"CSI_DATA,123,0,0,0,0,4,\"[1,2,3,4]\"", &mut buf)
+    else {
         panic!("line not read with the header's columns");
     };
-    assert_eq!((r.timestamp_us, r.data, r.rssi, r.seq), (123, &[1_i8, 2, 3, 4][..], None, None));
-    for (header, expected) in [(ESP_CSI_HEADER, ColumnMap::ESP_CSI), (CSI_TOOL_HEADER, ColumnMap::CSI_TOOL)] {
-        assert_eq!(ColumnMap::from_header(header.as_bytes()), Ok(Some(expected)));
+    assert_eq!(
+        (r.timestamp_us, r.data, r.rssi, r.seq),
+        (123, &[1_i8, 2, 3, 4][..], None, None)
+    );
+    for (header, expected) in [
+        (ESP_CSI_HEADER, ColumnMap::ESP_CSI),
+        (CSI_TOOL_HEADER, ColumnMap::CSI_TOOL),
+    ] {
+        assert_eq!(
+            ColumnMap::from_header(header.as_bytes()),
+            Ok(Some(expected))
+        );
     }
     assert_eq!(
         ColumnMap::from_header(b"type,id,mac,rssi,len,data"),
         Err(LogError::HeaderMissingColumn { column: "sig_mode" })
     );
     let long = format!("type,{}data", "x,".repeat(70));
-    assert_eq!(ColumnMap::from_header(long.as_bytes()), Err(LogError::HeaderTooLong));
+    assert_eq!(
+        ColumnMap::from_header(long.as_bytes()),
+        Err(LogError::HeaderTooLong)
+    );
 }
 
 #[test]
@@ -147,7 +188,11 @@ fn boot_noise_is_not_csi() {
         b"CSI_DATA",
         b"\xff\xfe\x00garbage",
     ] {
-        assert_eq!(LogParser::new().parse_line(line, &mut buf), Ok(Parsed::NotCsi), "{line:?}");
+        assert_eq!(
+            LogParser::new().parse_line(line, &mut buf),
+            Ok(Parsed::NotCsi),
+            "{line:?}"
+        );
     }
 }
 
@@ -157,27 +202,78 @@ fn every_malformed_line_gets_its_typed_error() {
     assert!(parse(good).is_ok());
     let field = |column, problem| LogError::Field { column, problem };
     let cases: Vec<(String, LogError)> = vec![
-        (good.replace("\"[1,2,3,4]\"", "1 2 3 4"), LogError::MissingData),
-        (good.replace(",-41,", ","), LogError::ColumnCount { expected: 24, found: 23 }),
-        (good.replace(",-41,", ",x,"), field("rssi", FieldProblem::NotANumber)),
-        (good.replace(",-41,", ",-200,"), field("rssi", FieldProblem::OutOfRange)),
-        (good.replace("1a:00:00:00:00:00", "1a:00:00"), field("mac", FieldProblem::NotANumber)),
-        (good.replace(",1000,", ",4294967296,"), field("local_timestamp", FieldProblem::OutOfRange)),
-        (good.replace(",4,0,\"", ",4,2,\""), field("first_word", FieldProblem::OutOfRange)),
-        (good.replace("[1,2,3,4]", "[1,2,x,4]"), LogError::Data { index: 2, problem: FieldProblem::NotANumber }),
-        (good.replace("[1,2,3,4]", "[1,2,128,4]"), LogError::Data { index: 2, problem: FieldProblem::OutOfRange }),
-        (good.replace("[1,2,3,4]", "[1,,3,4]"), LogError::Data { index: 1, problem: FieldProblem::NotANumber }),
+        (
+            good.replace("\"[1,2,3,4]\"", "1 2 3 4"),
+            LogError::MissingData,
+        ),
+        (
+            good.replace(",-41,", ","),
+            LogError::ColumnCount {
+                expected: 24,
+                found: 23,
+            },
+        ),
+        (
+            good.replace(",-41,", ",x,"),
+            field("rssi", FieldProblem::NotANumber),
+        ),
+        (
+            good.replace(",-41,", ",-200,"),
+            field("rssi", FieldProblem::OutOfRange),
+        ),
+        (
+            good.replace("1a:00:00:00:00:00", "1a:00:00"),
+            field("mac", FieldProblem::NotANumber),
+        ),
+        (
+            good.replace(",1000,", ",4294967296,"),
+            field("local_timestamp", FieldProblem::OutOfRange),
+        ),
+        (
+            good.replace(",4,0,\"", ",4,2,\""),
+            field("first_word", FieldProblem::OutOfRange),
+        ),
+        (
+            good.replace("[1,2,3,4]", "[1,2,x,4]"),
+            LogError::Data {
+                index: 2,
+                problem: FieldProblem::NotANumber,
+            },
+        ),
+        (
+            good.replace("[1,2,3,4]", "[1,2,128,4]"),
+            LogError::Data {
+                index: 2,
+                problem: FieldProblem::OutOfRange,
+            },
+        ),
+        (
+            good.replace("[1,2,3,4]", "[1,,3,4]"),
+            LogError::Data {
+                index: 1,
+                problem: FieldProblem::NotANumber,
+            },
+        ),
         (good.replace("3,4]\"", "3,"), LogError::DataUnterminated),
         (good.replace("4]\"", "4]"), LogError::DataUnterminated),
         (format!("{good},1"), LogError::TrailingBytes),
-        (good.replace("[1,2,3,4]", "[1,2,3]"), LogError::LengthMismatch { declared: 4, found: 3 }),
+        (
+            good.replace("[1,2,3,4]", "[1,2,3]"),
+            LogError::LengthMismatch {
+                declared: 4,
+                found: 3,
+            },
+        ),
     ];
     for (line, error) in cases {
         assert_eq!(parse(&line), Err(error), "{line}");
         assert!(!error.to_string().is_empty());
     }
     let mut small = [0_i8; 2];
-    assert_eq!(LogParser::new().parse_line(good.as_bytes(), &mut small), Err(LogError::TooManyValues { capacity: 2 }));
+    assert_eq!(
+        LogParser::new().parse_line(good.as_bytes(), &mut small),
+        Err(LogError::TooManyValues { capacity: 2 })
+    );
     assert_eq!(
         LogParser::new().parse_line(b"type,id,len,data", &mut small),
         Err(LogError::HeaderMissingColumn { column: "sig_mode" })
@@ -190,9 +286,20 @@ type Body = (u32, u32, bool, Vec<i8>);
 
 fn any_record() -> impl Strategy<Value = (Header, Fields, Body)> {
     (
-        (prop_oneof![Just(LogFormat::EspCsi), Just(LogFormat::CsiTool)], any::<[u8; 6]>(), any::<i8>(), any::<i8>(), any::<u8>()),
+        (
+            prop_oneof![Just(LogFormat::EspCsi), Just(LogFormat::CsiTool)],
+            any::<[u8; 6]>(),
+            any::<i8>(),
+            any::<i8>(),
+            any::<u8>(),
+        ),
         (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()),
-        (any::<u32>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<i8>(), 0..=MAX_CSI_LEN)),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>(),
+            proptest::collection::vec(any::<i8>(), 0..=MAX_CSI_LEN),
+        ),
     )
 }
 

@@ -29,13 +29,31 @@ fuzz_target!(|data: &[u8]| {
         });
         // Differential check: the writer's line reads back to the same packet.
         let mut text = String::new();
-        record.write_line(record.format, &mut text).expect("String never fails");
+        record
+            .write_line(record.format, &mut text)
+            .expect("String never fails");
         let Ok(Parsed::Csi(back)) = LogParser::new().parse_line(text.as_bytes(), &mut again) else {
             panic!("written line does not parse: {text}");
         };
         assert_eq!(
-            (back.data, back.sig_mode, back.cwb, back.secondary, back.stbc, back.timestamp_us, back.declared_len),
-            (record.data, record.sig_mode, record.cwb, record.secondary, record.stbc, record.timestamp_us, record.declared_len),
+            (
+                back.data,
+                back.sig_mode,
+                back.cwb,
+                back.secondary,
+                back.stbc,
+                back.timestamp_us,
+                back.declared_len
+            ),
+            (
+                record.data,
+                record.sig_mode,
+                record.cwb,
+                record.secondary,
+                record.stbc,
+                record.timestamp_us,
+                record.declared_len
+            ),
         );
     }
     extractor.finish(&mut |_: &Frame<'_>| frames += 1);
