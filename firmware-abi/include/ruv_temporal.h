@@ -11,6 +11,9 @@
  * - ruv_temporal_init / ruv_temporal_destroy pair up; the weights blob is
  *   borrowed and must outlive the context.
  * - A context is not thread-safe: one owner task.
+ * - Frames reach the ring either computed elsewhere (ruv_temporal_push) or
+ *   from raw ESP32 CSI packets through the same feature extractor the host
+ *   runs (ruv_temporal_push_csi, docs/csi-features.md).
  */
 #ifndef RUV_TEMPORAL_H
 #define RUV_TEMPORAL_H
@@ -45,7 +48,7 @@
 
 /*
  Called in the wrong state (`ESP_ERR_INVALID_STATE`): classify before
- any push.
+ any push; a CSI packet whose grid is not the stream's.
  */
 #define RUV_TEMPORAL_ERR_INVALID_STATE 259
 
@@ -54,6 +57,14 @@
  fields disagree, an output buffer too small, a ring too large to size.
  */
 #define RUV_TEMPORAL_ERR_INVALID_SIZE 260
+
+/*
+ Not supported (`ESP_ERR_NOT_SUPPORTED`): a CSI packet whose
+ receive-control fields and length are no layout of Espressif's table,
+ or CSI pushed into a model whose `input_dim` is not a band count
+ (1..=48).
+ */
+#define RUV_TEMPORAL_ERR_NOT_SUPPORTED 262
 
 /*
  The blob's CRC-32 does not match (`ESP_ERR_INVALID_CRC`).
@@ -179,6 +190,50 @@ int32_t ruv_temporal_init(const uint8_t *weights,
  floats.
  */
 int32_t ruv_temporal_push(struct ruv_temporal_ctx_t *ctx, const float *frame);
+
+/*
+ Feeds one raw ESP32 CSI packet (`wifi_csi_info_t`) to the context's
+ feature extractor and pushes every feature frame it completes into the
+ ring, each exactly as [`ruv_temporal_push`] would; `*out_frames` is how
+ many (0 or 1 in a steady stream: at 100 packets/s and 50 frames/s about
+ every other packet closes a frame; a packet after a gap also brings
+ the gap's interpolated frames). Allocates nothing.
+
+ The arguments are the callback's fields as they are: `buf`/`len` are
+ `info->buf`/`info->len`, then `info->rx_ctrl.sig_mode`, `.cwb`,
+ `.secondary_channel`, `.stbc` and `.timestamp` (microseconds, wrapping
+ at 2^32).
+ Plain scalars rather than a struct: the C caller copies bitfields out
+ of `rx_ctrl` either way, and no second struct layout has to be kept in
+ sync. The extractor is `aether-csi` with the host's default config
+ (`docs/csi-features.md`: 50 frames/s, running mean over 4 s, 500 ms
+ gap limit) and `input_dim` bands, so frames are the bits
+ `aether features` computes on the host. A duplicate or out-of-order
+ timestamp is dropped: OK with 0 frames.
+
+ Codes: OK; INVALID_ARG (NULL `ctx`, `buf` or `out_frames`; a packet
+ whose kept subcarriers are all zero); NOT_SUPPORTED (the fields and
+ `len` are no layout of Espressif's table; or the model's `input_dim`
+ is not a band count, 1..=48); INVALID_STATE (the packet measures
+ another subcarrier grid than the stream locked to at its first packet,
+ e.g. non-HT in an HT20 stream). On any error the ring, the stream and
+ `*out_frames` are unchanged. FAIL is reserved for a frame the ring
+ refuses, which the extractor's construction rules out; were it to
+ happen, the packet is consumed and the other frames are pushed.
+
+ # Safety
+ `ctx` as for [`ruv_temporal_push`]; `buf` must point to `len` readable
+ bytes; `out_frames` must be writable.
+ */
+int32_t ruv_temporal_push_csi(struct ruv_temporal_ctx_t *ctx,
+                              const int8_t *buf,
+                              uint16_t len,
+                              uint8_t sig_mode,
+                              uint8_t cwb,
+                              uint8_t secondary_channel,
+                              uint8_t stbc,
+                              uint32_t timestamp_us,
+                              uint32_t *out_frames);
 
 /*
  Runs the model over the frames in the ring, oldest first, and writes

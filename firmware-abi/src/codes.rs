@@ -7,6 +7,7 @@
 //! them `RUV_TEMPORAL_*` rather than `ESP_*` so it never redefines
 //! ESP-IDF's own macros. Each mapping has its own unit test below.
 
+use aether_csi::CsiError;
 use aether_domain::{AttentionError, ConfigError};
 use aether_model::ModelError;
 use aether_packet::PacketError;
@@ -23,11 +24,16 @@ pub const RUV_TEMPORAL_ERR_NO_MEM: i32 = 0x101;
 /// dimension or count mismatch, NaN/±inf frame, bad blob shape.
 pub const RUV_TEMPORAL_ERR_INVALID_ARG: i32 = 0x102;
 /// Called in the wrong state (`ESP_ERR_INVALID_STATE`): classify before
-/// any push.
+/// any push; a CSI packet whose grid is not the stream's.
 pub const RUV_TEMPORAL_ERR_INVALID_STATE: i32 = 0x103;
 /// A size is wrong (`ESP_ERR_INVALID_SIZE`): blob too short or its length
 /// fields disagree, an output buffer too small, a ring too large to size.
 pub const RUV_TEMPORAL_ERR_INVALID_SIZE: i32 = 0x104;
+/// Not supported (`ESP_ERR_NOT_SUPPORTED`): a CSI packet whose
+/// receive-control fields and length are no layout of Espressif's table,
+/// or CSI pushed into a model whose `input_dim` is not a band count
+/// (1..=48).
+pub const RUV_TEMPORAL_ERR_NOT_SUPPORTED: i32 = 0x106;
 /// The blob's CRC-32 does not match (`ESP_ERR_INVALID_CRC`).
 pub const RUV_TEMPORAL_ERR_INVALID_CRC: i32 = 0x109;
 /// The blob is of a format version, or uses reserved format fields, this
@@ -69,6 +75,14 @@ pub(crate) enum Error {
     Config(ConfigError),
     /// Logits cannot make a packet.
     Packet(PacketError),
+    /// The CSI extractor refused a packet.
+    Csi(CsiError),
+    /// The model's `input_dim` is not a CSI band count, so the context has
+    /// no extractor.
+    CsiUnavailable,
+    /// The ring refused a frame the extractor emitted (unreachable: those
+    /// frames are finite and `input_dim` long by construction).
+    CsiFrame,
 }
 
 impl From<RvneError> for Error {
@@ -86,6 +100,12 @@ impl From<ModelError> for Error {
 impl From<PacketError> for Error {
     fn from(error: PacketError) -> Self {
         Self::Packet(error)
+    }
+}
+
+impl From<CsiError> for Error {
+    fn from(error: CsiError) -> Self {
+        Self::Csi(error)
     }
 }
 
@@ -110,7 +130,9 @@ impl Error {
             Self::NoFrames => RUV_TEMPORAL_ERR_INVALID_STATE,
             Self::BufferTooSmall | Self::RingTooLarge => RUV_TEMPORAL_ERR_INVALID_SIZE,
             Self::OutOfMemory => RUV_TEMPORAL_ERR_NO_MEM,
-            Self::SelfTestFailed => RUV_TEMPORAL_FAIL,
+            Self::SelfTestFailed | Self::CsiFrame => RUV_TEMPORAL_FAIL,
+            Self::CsiUnavailable => RUV_TEMPORAL_ERR_NOT_SUPPORTED,
+            Self::Csi(error) => csi_code(error),
             Self::Blob(error) => blob_code(error),
             Self::Model(error) => model_code(error),
             Self::Packet(error) => packet_code(error),
@@ -191,6 +213,26 @@ const fn packet_code(error: &PacketError) -> i32 {
     }
 }
 
+/// CSI extractor refusals (`docs/csi-features.md`). A packet of a layout
+/// this library cannot read is NOT_SUPPORTED: it is a radio's valid
+/// packet, just not one of Espressif's table, and firmware may simply
+/// skip such packets. A readable packet of another grid than the
+/// stream's (e.g. non-HT in an HT20 stream) is refused because of what
+/// came before it, i.e. the stream's state: INVALID_STATE. A packet whose
+/// kept subcarriers are all zero carries no measurement: INVALID_ARG. A
+/// config error cannot come out of a packet (the context's config is
+/// fixed and valid); should one reach here, NOT_SUPPORTED, as for a
+/// model whose `input_dim` no config accepts.
+const fn csi_code(error: &CsiError) -> i32 {
+    match error {
+        CsiError::UnsupportedLayout { .. } | CsiError::InvalidConfig { .. } => {
+            RUV_TEMPORAL_ERR_NOT_SUPPORTED
+        }
+        CsiError::GridChanged { .. } => RUV_TEMPORAL_ERR_INVALID_STATE,
+        CsiError::SilentPacket => RUV_TEMPORAL_ERR_INVALID_ARG,
+    }
+}
+
 /// What a `Result` becomes at the boundary.
 pub(crate) const fn code_of(result: &Result<(), Error>) -> i32 {
     match result {
@@ -210,13 +252,14 @@ pub(crate) mod tests {
     }
 
     /// Every code the ABI returns.
-    pub(crate) const EVERY_CODE: [i32; 8] = [
+    pub(crate) const EVERY_CODE: [i32; 9] = [
         RUV_TEMPORAL_OK,
         RUV_TEMPORAL_FAIL,
         RUV_TEMPORAL_ERR_NO_MEM,
         RUV_TEMPORAL_ERR_INVALID_ARG,
         RUV_TEMPORAL_ERR_INVALID_STATE,
         RUV_TEMPORAL_ERR_INVALID_SIZE,
+        RUV_TEMPORAL_ERR_NOT_SUPPORTED,
         RUV_TEMPORAL_ERR_INVALID_CRC,
         RUV_TEMPORAL_ERR_INVALID_VERSION,
     ];
@@ -225,7 +268,7 @@ pub(crate) mod tests {
     fn values_are_esp_err_t() {
         assert_eq!(
             EVERY_CODE,
-            [0, -1, 0x101, 0x102, 0x103, 0x104, 0x109, 0x10A]
+            [0, -1, 0x101, 0x102, 0x103, 0x104, 0x106, 0x109, 0x10A]
         );
     }
 
@@ -299,6 +342,54 @@ pub(crate) mod tests {
     #[test]
     fn self_test_failed() {
         assert_eq!(code(Error::SelfTestFailed), RUV_TEMPORAL_FAIL);
+    }
+
+    #[test]
+    fn csi_unsupported_layout() {
+        let error = CsiError::UnsupportedLayout {
+            sig_mode: 1,
+            bandwidth: 0,
+            secondary: 0,
+            stbc: 0,
+            len: 100,
+        };
+        assert_eq!(code(error.into()), RUV_TEMPORAL_ERR_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn csi_grid_changed() {
+        let error = CsiError::GridChanged {
+            expected: aether_csi::Grid::Ht20,
+            found: aether_csi::Grid::Legacy20,
+        };
+        assert_eq!(code(error.into()), RUV_TEMPORAL_ERR_INVALID_STATE);
+    }
+
+    #[test]
+    fn csi_silent_packet() {
+        assert_eq!(
+            code(CsiError::SilentPacket.into()),
+            RUV_TEMPORAL_ERR_INVALID_ARG
+        );
+    }
+
+    #[test]
+    fn csi_invalid_config() {
+        let error = CsiError::InvalidConfig {
+            field: "bands",
+            rule: "must be 1..=48",
+        };
+        assert_eq!(code(error.into()), RUV_TEMPORAL_ERR_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn csi_unavailable() {
+        assert_eq!(code(Error::CsiUnavailable), RUV_TEMPORAL_ERR_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn csi_frame_refused() {
+        assert_eq!(code(Error::CsiFrame), RUV_TEMPORAL_FAIL);
     }
 
     #[test]

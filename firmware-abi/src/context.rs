@@ -1,5 +1,6 @@
 //! The safe core behind `ruv_temporal_ctx_t`: a model, a ring of the most
-//! recent frames, and the scratch a classification writes into.
+//! recent frames, the scratch a classification writes into, and the CSI
+//! extractor that turns raw packets into frames for the ring.
 //!
 //! Why a separate module: everything here is ordinary safe Rust over
 //! slices, so it can be reasoned about (and tested) without the C
@@ -8,8 +9,9 @@
 //!
 //! **Invariant:** every method validates its inputs before changing
 //! anything, so a method that returns `Err` leaves the context as it was
-//! (the ring's frames, their order, the count); `classify` writes only
-//! into its own scratch, which the caller copies out on success.
+//! (the ring's frames, their order, the count, the extractor's signal
+//! state); `classify` writes only into its own scratch, which the caller
+//! copies out on success.
 //!
 //! **Invariant:** nothing here can panic on any input: lengths are
 //! checked before slicing, arithmetic on caller sizes is checked, and
@@ -19,6 +21,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::num::NonZeroUsize;
 
+use aether_csi::{CsiPacket, Extractor, FeatureConfig, MAX_BANDS};
 use aether_domain::HeadConfig;
 use aether_model::TemporalModel;
 use aether_rvne::RvneView;
@@ -26,21 +29,51 @@ use aether_sparse::SparseBackend;
 
 use crate::codes::Error;
 
-/// The model plus its frame ring.
+/// The model plus its frame ring and CSI extractor.
 #[derive(Debug)]
 pub(crate) struct Context {
     model: TemporalModel<SparseBackend>,
+    ring: Ring,
+    /// The last classification's logits, copied out only on success.
+    logits: Box<[f32]>,
+    /// Raw CSI → frames of `input_dim` bands (`ruv_temporal_push_csi`);
+    /// `None` when the model's `input_dim` is not a band count the
+    /// extractor can cut (1..=[`MAX_BANDS`]). Held inline (≈0.9 KiB of the
+    /// context) so a packet never allocates.
+    csi: Option<Extractor>,
+}
+
+/// The most recent `window_len` frames, oldest first from `start`.
+///
+/// A struct of its own so `push_csi` can lend it to the extractor's frame
+/// sink while the extractor itself is borrowed mutably.
+#[derive(Debug)]
+struct Ring {
     /// `window_len × input_dim` floats: frame slot `s` is
-    /// `ring[s·D .. (s+1)·D]`.
-    ring: Box<[f32]>,
+    /// `frames[s·D .. (s+1)·D]`.
+    frames: Box<[f32]>,
+    /// Values per frame (`input_dim`).
+    dim: usize,
     /// Frames the ring holds at most (`window_len`).
     window: NonZeroUsize,
     /// Slot of the oldest frame (`< window`).
     start: usize,
     /// Frames held (`≤ window_len`).
     len: usize,
-    /// The last classification's logits, copied out only on success.
-    logits: Box<[f32]>,
+}
+
+/// The extractor config the firmware runs: `docs/csi-features.md`'s
+/// defaults (50 frames/s, HT-LTF when present, linear amplitudes, running
+/// mean over 4 s, 500 ms gap limit) with one band per model input. Why
+/// fixed: the C ABI has no options struct, and the host's `aether
+/// features` defaults are what a model is trained on, so the device must
+/// compute the same frames. `None` when `input_dim` is outside
+/// 1..=[`MAX_BANDS`].
+pub fn csi_config(input_dim: usize) -> Option<FeatureConfig> {
+    (1..=MAX_BANDS).contains(&input_dim).then(|| FeatureConfig {
+        bands: input_dim,
+        ..FeatureConfig::default()
+    })
 }
 
 /// The head config the firmware runs: the AETHER default head (sparse,
@@ -49,7 +82,7 @@ pub(crate) struct Context {
 /// weights, the sparsity pattern a property of the runtime, exactly as
 /// `aether classify` builds it on the host, so both compute the same
 /// logits.
-pub(crate) fn head_config(view: &RvneView<'_>) -> HeadConfig {
+pub fn head_config(view: &RvneView<'_>) -> HeadConfig {
     let header = view.header();
     HeadConfig {
         q_heads: usize::from(header.n_q_heads),
@@ -96,15 +129,23 @@ impl Context {
             .get()
             .checked_mul(model.input_dim())
             .ok_or(Error::RingTooLarge)?;
-        let ring = zeroed(ring_len)?;
+        let frames = zeroed(ring_len)?;
         let logits = zeroed(model.n_classes())?;
+        // The default config with a valid band count passes validation;
+        // were it ever refused, `push_csi` reports NOT_SUPPORTED instead
+        // of `init` failing for callers that never use CSI.
+        let csi = csi_config(model.input_dim()).and_then(|config| Extractor::new(config).ok());
         Ok(Self {
+            ring: Ring {
+                frames,
+                dim: model.input_dim(),
+                window,
+                start: 0,
+                len: 0,
+            },
             model,
-            ring,
-            window,
-            start: 0,
-            len: 0,
             logits,
+            csi,
         })
     }
 
@@ -127,7 +168,65 @@ impl Context {
     /// boundary always passes `input_dim` values, so only a Rust caller can
     /// hit it).
     pub(crate) fn push(&mut self, frame: &[f32]) -> Result<(), Error> {
-        let dim = self.input_dim();
+        self.ring.push(frame)
+    }
+
+    /// Feeds one raw CSI packet to the extractor and appends every frame it
+    /// emits to the ring, exactly as [`Context::push`] would; returns how
+    /// many. Allocates nothing.
+    ///
+    /// A refused packet changes nothing the model sees (the extractor only
+    /// counts it); a duplicate or out-of-order packet is dropped by the
+    /// extractor and gives `Ok(0)`.
+    ///
+    /// # Errors
+    /// [`Error::CsiUnavailable`] when the model's `input_dim` is not a band
+    /// count; [`Error::Csi`] with the extractor's refusal (layout, grid,
+    /// silent packet). [`Error::CsiFrame`] if the ring refused an emitted
+    /// frame, which cannot happen: the extractor's frames have `bands ==
+    /// input_dim` values, each finite (amplitudes of int8 I/Q over a
+    /// non-zero RMS, means, interpolations and a running mean of those).
+    /// Were it to happen anyway, the packet has been consumed, the other
+    /// frames are in the ring and the refused one is not.
+    pub(crate) fn push_csi(&mut self, packet: &CsiPacket<'_>) -> Result<u32, Error> {
+        let Self { ring, csi, .. } = self;
+        let extractor = csi.as_mut().ok_or(Error::CsiUnavailable)?;
+        let mut refused = false;
+        let report = extractor.push(packet, &mut |frame| {
+            refused |= ring.push(frame.values).is_err();
+        })?;
+        if refused {
+            return Err(Error::CsiFrame);
+        }
+        Ok(report.frames)
+    }
+
+    /// Runs the model over the held frames, oldest first (the ring is
+    /// rotated in place, see [`Ring::oldest_first`]), and returns the
+    /// logits (`n_classes` values, all finite).
+    ///
+    /// # Errors
+    /// [`Error::LogitsCount`] when `n_classes` is not the model's;
+    /// [`Error::NoFrames`] before any push; the model's error.
+    pub(crate) fn classify(&mut self, n_classes: u32) -> Result<&[f32], Error> {
+        if usize::try_from(n_classes).ok() != Some(self.n_classes()) {
+            return Err(Error::LogitsCount);
+        }
+        let frames = self.ring.oldest_first()?;
+        self.model.classify_into(frames, &mut self.logits)?;
+        // The model never returns a non-finite logit; checked again because
+        // this is the promise C relies on.
+        if !self.logits.iter().all(|v| v.is_finite()) {
+            return Err(Error::NonFiniteLogits);
+        }
+        Ok(&self.logits)
+    }
+}
+
+impl Ring {
+    /// See [`Context::push`].
+    fn push(&mut self, frame: &[f32]) -> Result<(), Error> {
+        let dim = self.dim;
         if frame.len() != dim {
             return Err(Error::InputDimMismatch);
         }
@@ -139,7 +238,7 @@ impl Context {
         // division-by-zero path.
         let slot = (self.start + self.len) % self.window;
         let at = slot * dim;
-        let Some(target) = self.ring.get_mut(at..at + dim) else {
+        let Some(target) = self.frames.get_mut(at..at + dim) else {
             return Err(Error::InputDimMismatch);
         };
         target.copy_from_slice(frame);
@@ -151,35 +250,24 @@ impl Context {
         Ok(())
     }
 
-    /// Runs the model over the held frames, oldest first, and returns the
-    /// logits (`n_classes` values, all finite).
+    /// The held frames, contiguous and oldest first.
     ///
-    /// The ring is first rotated in place so that the frames are
-    /// contiguous and oldest first (its logical content is unchanged:
-    /// same frames, same order), which saves a second window-sized buffer.
+    /// The ring is first rotated in place (its logical content is
+    /// unchanged: same frames, same order), which saves a second
+    /// window-sized buffer.
     ///
     /// # Errors
-    /// [`Error::LogitsCount`] when `n_classes` is not the model's;
-    /// [`Error::NoFrames`] before any push; the model's error.
-    pub(crate) fn classify(&mut self, n_classes: u32) -> Result<&[f32], Error> {
-        if usize::try_from(n_classes).ok() != Some(self.n_classes()) {
-            return Err(Error::LogitsCount);
-        }
+    /// [`Error::NoFrames`] when empty.
+    fn oldest_first(&mut self) -> Result<&[f32], Error> {
         if self.len == 0 {
             return Err(Error::NoFrames);
         }
-        let dim = self.input_dim();
-        // `start < window_len`, so `start·D ≤ ring.len()`.
-        self.ring.rotate_left(self.start * dim);
+        // `start < window_len`, so `start·D ≤ frames.len()`.
+        self.frames.rotate_left(self.start * self.dim);
         self.start = 0;
-        let frames = self.ring.get(..self.len * dim).ok_or(Error::NoFrames)?;
-        self.model.classify_into(frames, &mut self.logits)?;
-        // The model never returns a non-finite logit; checked again because
-        // this is the promise C relies on.
-        if !self.logits.iter().all(|v| v.is_finite()) {
-            return Err(Error::NonFiniteLogits);
-        }
-        Ok(&self.logits)
+        self.frames
+            .get(..self.len * self.dim)
+            .ok_or(Error::NoFrames)
     }
 }
 

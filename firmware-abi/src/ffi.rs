@@ -23,6 +23,8 @@
 
 use alloc::boxed::Box;
 
+use aether_csi::CsiPacket;
+
 use crate::codes::{Error, code_of};
 use crate::context::Context;
 use crate::packet;
@@ -167,6 +169,75 @@ pub unsafe extern "C" fn ruv_temporal_push(ctx: *mut RuvTemporalCtx, frame: *con
         // SAFETY: the caller's contract: `input_dim` floats.
         let frame = unsafe { slice(frame, context.input_dim()) }?;
         context.push(frame)
+    })();
+    code_of(&result)
+}
+
+/// Feeds one raw ESP32 CSI packet (`wifi_csi_info_t`) to the context's
+/// feature extractor and pushes every feature frame it completes into the
+/// ring, each exactly as [`ruv_temporal_push`] would; `*out_frames` is how
+/// many (0 or 1 in a steady stream: at 100 packets/s and 50 frames/s about
+/// every other packet closes a frame; a packet after a gap also brings
+/// the gap's interpolated frames). Allocates nothing.
+///
+/// The arguments are the callback's fields as they are: `buf`/`len` are
+/// `info->buf`/`info->len`, then `info->rx_ctrl.sig_mode`, `.cwb`,
+/// `.secondary_channel`, `.stbc` and `.timestamp` (microseconds, wrapping
+/// at 2^32).
+/// Plain scalars rather than a struct: the C caller copies bitfields out
+/// of `rx_ctrl` either way, and no second struct layout has to be kept in
+/// sync. The extractor is `aether-csi` with the host's default config
+/// (`docs/csi-features.md`: 50 frames/s, running mean over 4 s, 500 ms
+/// gap limit) and `input_dim` bands, so frames are the bits
+/// `aether features` computes on the host. A duplicate or out-of-order
+/// timestamp is dropped: OK with 0 frames.
+///
+/// Codes: OK; INVALID_ARG (NULL `ctx`, `buf` or `out_frames`; a packet
+/// whose kept subcarriers are all zero); NOT_SUPPORTED (the fields and
+/// `len` are no layout of Espressif's table; or the model's `input_dim`
+/// is not a band count, 1..=48); INVALID_STATE (the packet measures
+/// another subcarrier grid than the stream locked to at its first packet,
+/// e.g. non-HT in an HT20 stream). On any error the ring, the stream and
+/// `*out_frames` are unchanged. FAIL is reserved for a frame the ring
+/// refuses, which the extractor's construction rules out; were it to
+/// happen, the packet is consumed and the other frames are pushed.
+///
+/// # Safety
+/// `ctx` as for [`ruv_temporal_push`]; `buf` must point to `len` readable
+/// bytes; `out_frames` must be writable.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn ruv_temporal_push_csi(
+    ctx: *mut RuvTemporalCtx,
+    buf: *const i8,
+    len: u16,
+    sig_mode: u8,
+    cwb: u8,
+    secondary_channel: u8,
+    stbc: u8,
+    timestamp_us: u32,
+    out_frames: *mut u32,
+) -> i32 {
+    let result = (|| {
+        // SAFETY: the caller's contract on `ctx`.
+        let context = unsafe { context_mut(ctx) }?;
+        if out_frames.is_null() {
+            return Err(Error::NullPointer);
+        }
+        // SAFETY: the caller's contract: `len` readable bytes.
+        let buf = unsafe { slice(buf, usize::from(len)) }?;
+        let packet = CsiPacket {
+            buf,
+            sig_mode,
+            cwb,
+            secondary: secondary_channel,
+            stbc,
+            timestamp_us,
+        };
+        let frames = context.push_csi(&packet)?;
+        // SAFETY: non-null (checked above) and writable by the caller's
+        // contract.
+        unsafe { write_out(out_frames, frames) }
     })();
     code_of(&result)
 }

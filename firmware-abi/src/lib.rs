@@ -10,12 +10,13 @@
 //! archive), so a later
 //! model version is inherited, not re-implemented. What it adds is the
 //! boundary: a frame ring, validation, `esp_err_t` codes, and no panic or
-//! unwinding across C.
+//! unwinding across C. Raw CSI packets become frames through `aether-csi`
+//! (`ruv_temporal_push_csi`), the same extractor the host runs.
 //!
 //! Layout:
 //! - `ffi` — every exported function and every raw pointer (one module);
 //! - `codes` — the one table from Rust errors to codes;
-//! - `context` — the safe core: model, ring, scratch;
+//! - `context` — the safe core: model, ring, scratch, CSI extractor;
 //! - `self_test` — the kernel's known-answer check;
 //! - `packet` — the 40-byte classification packet;
 //! - `runtime` — on bare metal (`target_os = "none"`), the global
@@ -43,14 +44,19 @@ mod self_test;
 pub use codes::{
     RUV_TEMPORAL_ERR_INVALID_ARG, RUV_TEMPORAL_ERR_INVALID_CRC, RUV_TEMPORAL_ERR_INVALID_SIZE,
     RUV_TEMPORAL_ERR_INVALID_STATE, RUV_TEMPORAL_ERR_INVALID_VERSION, RUV_TEMPORAL_ERR_NO_MEM,
-    RUV_TEMPORAL_FAIL, RUV_TEMPORAL_OK,
+    RUV_TEMPORAL_ERR_NOT_SUPPORTED, RUV_TEMPORAL_FAIL, RUV_TEMPORAL_OK,
 };
+// For host tools that must compute what the device computes (the C
+// harness's expected values, `examples/csi_parity.rs`).
+pub use context::{csi_config, head_config};
 pub use ffi::{
     RuvTemporalCtx, ruv_temporal_classify, ruv_temporal_destroy, ruv_temporal_encode_packet,
-    ruv_temporal_init, ruv_temporal_kernel_self_test, ruv_temporal_push,
+    ruv_temporal_init, ruv_temporal_kernel_self_test, ruv_temporal_push, ruv_temporal_push_csi,
 };
 pub use packet::{RUV_TEMPORAL_PACKET_LEN, RuvTemporalPacket};
 pub use runtime::CMalloc;
 
+#[cfg(test)]
+mod csi_tests;
 #[cfg(test)]
 mod tests;

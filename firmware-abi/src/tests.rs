@@ -16,8 +16,8 @@ use crate::codes::*;
 use crate::context::head_config;
 use crate::ffi::*;
 
-const D: u32 = 16;
-const C: u32 = 4;
+pub(crate) const D: u32 = 16;
+pub(crate) const C: u32 = 4;
 
 fn blob_with(element_type: ElementType) -> Vec<u8> {
     RvneBlob::random(Header::default_aether(element_type), DEFAULT_SEED)
@@ -25,7 +25,7 @@ fn blob_with(element_type: ElementType) -> Vec<u8> {
         .into_bytes()
 }
 
-fn blob() -> Vec<u8> {
+pub(crate) fn blob() -> Vec<u8> {
     blob_with(ElementType::F32)
 }
 
@@ -36,7 +36,7 @@ fn fix_crc(bytes: &mut [u8]) {
     bytes[end..].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn init(bytes: &[u8], window: u32) -> Result<*mut RuvTemporalCtx, i32> {
+pub(crate) fn init(bytes: &[u8], window: u32) -> Result<*mut RuvTemporalCtx, i32> {
     let mut ctx = ptr::null_mut();
     // SAFETY: `bytes` outlives every context the tests make from it (each
     // test destroys its contexts before its blob goes out of scope).
@@ -50,7 +50,7 @@ fn init(bytes: &[u8], window: u32) -> Result<*mut RuvTemporalCtx, i32> {
     }
 }
 
-fn push(ctx: *mut RuvTemporalCtx, frame: &[f32]) -> i32 {
+pub(crate) fn push(ctx: *mut RuvTemporalCtx, frame: &[f32]) -> i32 {
     assert_eq!(frame.len(), D as usize);
     // SAFETY: live context; `D` floats.
     unsafe { ruv_temporal_push(ctx, frame.as_ptr()) }
@@ -58,14 +58,14 @@ fn push(ctx: *mut RuvTemporalCtx, frame: &[f32]) -> i32 {
 
 /// Classify into a buffer pre-filled with a sentinel; returns the code and
 /// the buffer.
-fn classify(ctx: *mut RuvTemporalCtx, n: u32) -> (i32, Vec<f32>) {
+pub(crate) fn classify(ctx: *mut RuvTemporalCtx, n: u32) -> (i32, Vec<f32>) {
     let mut logits = vec![-7.5_f32; n as usize];
     // SAFETY: live context; `n` writable floats.
     let code = unsafe { ruv_temporal_classify(ctx, logits.as_mut_ptr(), n) };
     (code, logits)
 }
 
-fn destroy(ctx: *mut RuvTemporalCtx) {
+pub(crate) fn destroy(ctx: *mut RuvTemporalCtx) {
     // SAFETY: a live context, not used afterwards.
     unsafe { ruv_temporal_destroy(ctx) };
 }
@@ -84,7 +84,7 @@ fn frame(t: usize) -> Vec<f32> {
 
 /// What `aether-model` computes for `frames`, built as the firmware builds
 /// its model.
-fn model_logits(bytes: &[u8], frames: &[f32]) -> Vec<f32> {
+pub(crate) fn model_logits(bytes: &[u8], frames: &[f32]) -> Vec<f32> {
     let view = RvneView::parse(bytes).expect("blob");
     let backend = SparseBackend::new(head_config(&view)).expect("config");
     let model = TemporalModel::new(view.to_weights().expect("decodes"), backend).expect("model");

@@ -1,5 +1,5 @@
 //! Heap use of the C ABI on the host, counted by a global allocator: a
-//! push allocates nothing, and the peak of init + classify with the
+//! push (of a frame or of a raw CSI packet) allocates nothing, and the peak of init + classify with the
 //! default model and a 256-frame ring is measured and printed (the device
 //! budget is 64 KB; see the crate README for the numbers and what
 //! dominates them).
@@ -12,10 +12,11 @@ use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use aether_csi::sim::{self, SimConfig, SimPacket};
 use aether_rvne::{DEFAULT_SEED, ElementType, Header, RvneBlob};
 use ruv_temporal::{
     RUV_TEMPORAL_OK, ruv_temporal_classify, ruv_temporal_destroy, ruv_temporal_init,
-    ruv_temporal_push,
+    ruv_temporal_push, ruv_temporal_push_csi,
 };
 
 /// The system allocator, counting live bytes, their peak and calls.
@@ -70,8 +71,9 @@ fn mark() -> usize {
 
 /// Heap of one context with a `window`-frame ring: (bytes held after
 /// init, extra peak bytes during one classify of a full ring). Also checks
-/// that push allocates nothing and classify and destroy free everything.
-fn measure(blob: &[u8], window: u32) -> (usize, usize) {
+/// that push and push_csi allocate nothing and classify and destroy free
+/// everything.
+fn measure(blob: &[u8], window: u32, packets: &[SimPacket]) -> (usize, usize) {
     let frame: Vec<f32> = (0..16_u8).map(|i| f32::from(i) / 16.0 - 0.5).collect();
     let mut logits = [0.0_f32; 4];
 
@@ -94,6 +96,33 @@ fn measure(blob: &[u8], window: u32) -> (usize, usize) {
         CALLS.load(Ordering::SeqCst),
         calls,
         "ruv_temporal_push allocated"
+    );
+    let mut frames_total = 0;
+    for packet in packets {
+        let mut frames = 0;
+        // SAFETY: live context; `buf.len()` readable bytes; `frames`
+        // writable.
+        let code = unsafe {
+            ruv_temporal_push_csi(
+                ctx,
+                packet.buf.as_ptr(),
+                256,
+                packet.fields.sig_mode,
+                packet.fields.cwb,
+                packet.fields.secondary,
+                packet.fields.stbc,
+                packet.timestamp_us,
+                &mut frames,
+            )
+        };
+        assert_eq!(code, RUV_TEMPORAL_OK);
+        frames_total += frames;
+    }
+    assert!(frames_total > 90, "{frames_total} CSI frames");
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        calls,
+        "ruv_temporal_push_csi allocated"
     );
 
     let before_classify = mark();
@@ -122,10 +151,16 @@ fn heap_of_init_push_and_classify() {
     let blob = RvneBlob::random(Header::default_aether(ElementType::F32), DEFAULT_SEED)
         .expect("blob")
         .into_bytes();
+    // Two seconds of HT20 packets (256 bytes), made before counting starts.
+    let packets = sim::generate(&SimConfig {
+        duration_s: 2.0,
+        ..SimConfig::default()
+    });
+    assert!(packets.iter().all(|packet| packet.buf.len() == 256));
     COUNTED.with(|counted| counted.set(true));
     let mut peak_256 = 0;
     for window in [16, 64, 256] {
-        let (held, classify) = measure(&blob, window);
+        let (held, classify) = measure(&blob, window, &packets);
         let peak = held + classify;
         println!(
             "heap, default f32 model, window {window}: held after init {held} B, classify \
