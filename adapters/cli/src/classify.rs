@@ -15,6 +15,13 @@
 //! the head TOML's eviction policy decides what is forgotten, and without
 //! one a full cache is an error naming both ways out.
 //!
+//! `--stream --csi LOG` reads a raw ESP32 CSI log instead of frames (a
+//! file, `-`, or a serial device such as `/dev/ttyUSB0`): the log is turned
+//! into frames line by line by the same reader as `aether features`, with
+//! the same `--bands`/`--rate`/`--field` flags, so what the model sees is
+//! exactly the frames CSV `aether features` writes for that log. `--every K`
+//! prints one line per K frames (every frame still enters the cache).
+//!
 //! The option that was `--window` is `--segment`: the head config has a
 //! `window` too (how far attention looks back), and the two meant
 //! different things under the same word.
@@ -29,6 +36,7 @@ use clap::{Args, ValueEnum};
 
 use crate::csv::{CsvError, FrameReader, is_stdin, origin_of, read_frames};
 use crate::error::CliError;
+use crate::features::{CsiFrames, CsiOptions};
 use crate::report::{Output, Row};
 use crate::runtime::{
     Model, backend_name, build, describe_config, describe_shape, eviction_name, head_config,
@@ -61,8 +69,21 @@ pub(crate) struct ClassifyArgs {
     model: PathBuf,
     /// Frames: one per line, input_dim comma-separated numbers; blank lines
     /// and `#` comments are ignored; `-` reads standard input.
-    #[arg(long, value_name = "FILE.csv")]
-    frames: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        required_unless_present = "csi",
+        conflicts_with = "csi"
+    )]
+    frames: Option<PathBuf>,
+    /// A raw ESP32 CSI log (esp-csi or ESP32-CSI-Tool) instead of frames,
+    /// turned into frames as it arrives, as `aether features` does (with
+    /// --stream); `-` reads standard input, a serial device path such as
+    /// /dev/ttyUSB0 works as a file.
+    #[arg(long, value_name = "LOG", requires = "stream")]
+    csi: Option<PathBuf>,
+    #[command(flatten)]
+    csi_options: CsiOptions,
     /// Head config TOML (backend, window, block_size, eviction, ...); `-`
     /// reads standard input. q_heads, kv_heads and head_dim default to the
     /// blob's. Without it: the AETHER sparse head with the blob's heads.
@@ -91,6 +112,11 @@ pub(crate) struct ClassifyArgs {
     #[arg(long, value_name = "N", requires = "stream",
           value_parser = clap::value_parser!(u32).range(1..))]
     capacity: Option<u32>,
+    /// Print one result every K frames (with --stream): frames K-1, 2K-1,
+    /// ... Every frame still enters the cache. Default 1.
+    #[arg(long, value_name = "K", requires = "stream",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    every: Option<u32>,
     /// Output format: `text` (aligned, with `#` comment lines), `json`
     /// (JSON Lines: one object per result) or `csv` (a header row, then
     /// one row per result).
@@ -150,7 +176,8 @@ impl ClassifyArgs {
         }
         let stdin: Vec<&str> = [
             ("--model", Some(&self.model)),
-            ("--frames", Some(&self.frames)),
+            ("--frames", self.frames.as_ref()),
+            ("--csi", self.csi.as_ref()),
             ("--config", self.config.as_ref()),
         ]
         .into_iter()
@@ -198,10 +225,72 @@ pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliErr
         head: &head,
         segment: args.segment.map(|n| n as usize),
     };
-    if args.stream {
-        run.stream(args, &mut output)
-    } else {
-        run.prefill(args, &mut output)
+    // clap requires one of --frames and --csi, so the fallback never runs.
+    let frames = args.frames.as_deref().unwrap_or_else(|| Path::new("-"));
+    match &args.csi {
+        Some(log) => {
+            let bands = usize::from(args.csi_options.bands);
+            if bands != model.input_dim() {
+                return Err(CliError::BandsMismatch {
+                    model: model_name,
+                    input_dim: model.input_dim(),
+                    bands,
+                });
+            }
+            let mut source = CsiFrames::open(log, &args.csi_options)?;
+            run.stream(args, &mut output, &mut source)?;
+            let summary = source.summary("classified");
+            eprintln!("{summary}");
+            summary.no_frames_error()
+        }
+        None if args.stream => {
+            let mut source =
+                FrameReader::new(open_lines(frames)?, origin_of(frames), model.input_dim());
+            run.stream(args, &mut output, &mut source)
+        }
+        None => run.prefill(args, frames, &mut output),
+    }
+}
+
+/// Where a stream's frames come from: a frames CSV or a raw CSI log.
+trait FrameSource {
+    /// The next frame and its 1-based input line; `None` at the end.
+    fn next(&mut self) -> Result<Option<(&[f32], usize)>, CliError>;
+    /// The input's name in messages.
+    fn origin(&self) -> &str;
+    /// The input as the run's description names it.
+    fn describe(&self) -> String;
+}
+
+impl<R: BufRead> FrameSource for FrameReader<R> {
+    fn next(&mut self) -> Result<Option<(&[f32], usize)>, CliError> {
+        Ok(self.next_frame()?)
+    }
+
+    fn origin(&self) -> &str {
+        FrameReader::origin(self)
+    }
+
+    fn describe(&self) -> String {
+        format!("frames from {}", FrameReader::origin(self))
+    }
+}
+
+impl FrameSource for CsiFrames {
+    fn next(&mut self) -> Result<Option<(&[f32], usize)>, CliError> {
+        Ok(self.next_frame()?.map(|frame| (frame.values, frame.line)))
+    }
+
+    fn origin(&self) -> &str {
+        CsiFrames::origin(self)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "frames of {} bands from the CSI log {}",
+            self.bands(),
+            CsiFrames::origin(self)
+        )
     }
 }
 
@@ -229,9 +318,14 @@ impl Run<'_> {
     }
 
     /// Reads every frame, then classifies each segment with one prefill.
-    fn prefill(&self, args: &ClassifyArgs, output: &mut Output<'_>) -> Result<(), CliError> {
-        let frames = read_frames(&args.frames, self.model.input_dim())?;
-        let frames_name = origin_of(&args.frames);
+    fn prefill(
+        &self,
+        args: &ClassifyArgs,
+        path: &Path,
+        output: &mut Output<'_>,
+    ) -> Result<(), CliError> {
+        let frames = read_frames(path, self.model.input_dim())?;
+        let frames_name = origin_of(path);
         let n = frames.len();
         let segment = self.segment.map_or(n, |s| s.min(n));
         let backend = self.model.backend().config().backend;
@@ -277,7 +371,12 @@ impl Run<'_> {
 
     /// Reads one frame at a time and writes (and flushes) its result before
     /// reading the next.
-    fn stream(&self, args: &ClassifyArgs, output: &mut Output<'_>) -> Result<(), CliError> {
+    fn stream(
+        &self,
+        args: &ClassifyArgs,
+        output: &mut Output<'_>,
+        reader: &mut dyn FrameSource,
+    ) -> Result<(), CliError> {
         let (capacity, capacity_from) = match (args.capacity, self.segment) {
             (Some(c), _) => (c as usize, "--capacity"),
             (None, Some(segment)) => (segment, "--segment"),
@@ -293,22 +392,22 @@ impl Run<'_> {
                 e,
             )
         })?;
-        let mut reader = FrameReader::new(
-            open_lines(&args.frames)?,
-            origin_of(&args.frames),
-            self.model.input_dim(),
-        );
         let restart = match self.segment {
             Some(s) => format!(", restarting every {s} frames"),
             None => String::new(),
         };
+        let every = args.every.map_or(1, |k| k as usize);
+        let per = if every == 1 {
+            "one line per frame".to_owned()
+        } else {
+            format!("one line every {every} frames")
+        };
         self.preamble(
             output,
             &format!(
-                "frames from {} as they arrive; streaming, one line per frame{restart}; KV \
-                 cache {capacity} frames per layer ({capacity_from}), eviction {}; frames are \
-                 numbered from 0",
-                reader.origin(),
+                "{} as they arrive; streaming, {per}{restart}; KV cache {capacity} frames per \
+                 layer ({capacity_from}), eviction {}; frames are numbered from 0",
+                reader.describe(),
                 eviction_name(eviction)
             ),
         )?;
@@ -316,7 +415,7 @@ impl Run<'_> {
         let mut logits = vec![0.0; self.model.n_classes()];
         let mut t = 0;
         let mut segment_start = 0;
-        while let Some((frame, line)) = reader.next_frame()? {
+        while let Some((frame, line)) = reader.next()? {
             if self.segment.is_some_and(|s| t > 0 && t % s == 0) {
                 stream.clear();
                 segment_start = t;
@@ -336,15 +435,17 @@ impl Run<'_> {
                     e => self.frame_error(&origin, line, t, e),
                 });
             }
-            output.row(&Row {
-                segment: self.segment.map_or(0, |s| t / s),
-                first_frame: segment_start,
-                last_frame: t,
-                line,
-                logits: &logits,
-                streaming: true,
-            })?;
-            output.flush()?;
+            if (t + 1) % every == 0 {
+                output.row(&Row {
+                    segment: self.segment.map_or(0, |s| t / s),
+                    first_frame: segment_start,
+                    last_frame: t,
+                    line,
+                    logits: &logits,
+                    streaming: true,
+                })?;
+                output.flush()?;
+            }
             t += 1;
         }
         Ok(())

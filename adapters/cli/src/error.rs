@@ -120,6 +120,60 @@ pub(crate) enum CliError {
         /// The limit.
         limit: usize,
     },
+    /// An input (a CSI log) could not be read.
+    Input {
+        /// The input as the user named it.
+        origin: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A CSI line is malformed and `--strict` makes that fatal.
+    CsiLine {
+        /// The log as the user named it.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The feature extractor refused its configuration.
+    CsiConfig(aether_csi::CsiError),
+    /// A feature frame came out non-finite: never written, never classified.
+    NonFiniteFeature {
+        /// The log as the user named it.
+        origin: String,
+        /// 1-based line of the packet that completed the frame.
+        line: usize,
+        /// The band (0-based).
+        band: usize,
+    },
+    /// A CSI log gave no frame at all.
+    NoCsiFrames {
+        /// The log as the user named it.
+        origin: String,
+        /// Lines read.
+        lines: u64,
+        /// CSI lines among them.
+        packets: u64,
+    },
+    /// `--append` to a labelled CSV whose header is not this run's.
+    AppendHeader {
+        /// The file.
+        path: PathBuf,
+        /// Its first line (shortened).
+        found: String,
+        /// This run's header (shortened).
+        expected: String,
+    },
+    /// The model reads frames of another size than `--bands` makes.
+    BandsMismatch {
+        /// The model file, as named.
+        model: String,
+        /// The model's input_dim.
+        input_dim: usize,
+        /// `--bands`.
+        bands: usize,
+    },
 }
 
 impl CliError {
@@ -225,6 +279,47 @@ impl fmt::Display for CliError {
                  the head config has no eviction policy; pass a larger --capacity, or set \
                  `eviction = {{ policy = \"sliding_window\" }}` (or `heavy_hitter`) in the \
                  --config TOML"
+            ),
+            Self::Input { origin, source } => write!(f, "cannot read {origin}: {source}"),
+            Self::CsiLine { origin, line, why } => write!(
+                f,
+                "{origin}:{line}: malformed CSI line: {why} (without --strict it would be \
+                 reported and skipped)"
+            ),
+            Self::CsiConfig(e) => write!(f, "{e}"),
+            Self::NonFiniteFeature { origin, line, band } => write!(
+                f,
+                "{origin}:{line}: feature band {band} came out non-finite; the frame is not \
+                 written or classified"
+            ),
+            Self::NoCsiFrames {
+                origin,
+                lines,
+                packets,
+            } => write!(
+                f,
+                "{origin}: no feature frames from {packets} CSI packets in {lines} lines (the \
+                 summary above says why; an esp-csi csi_recv or ESP32-CSI-Tool log has \
+                 `CSI_DATA,` lines)"
+            ),
+            Self::AppendHeader {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{}: cannot append: its header is `{found}`, these frames need `{expected}` \
+                 (another --bands?)",
+                path.display()
+            ),
+            Self::BandsMismatch {
+                model,
+                input_dim,
+                bands,
+            } => write!(
+                f,
+                "{model} reads frames of {input_dim} values but --bands makes {bands}; pass \
+                 --bands {input_dim}, or use a model trained on {bands}-band features"
             ),
             Self::TooLong {
                 backend,

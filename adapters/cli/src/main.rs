@@ -2,7 +2,8 @@
 //!
 //! This file only declares the command line and dispatches; each command
 //! lives in its own module (`init`, `inspect`, `classify`, `synth`,
-//! `train`, `convert` for export/import, `demo`, `packet`), frames are
+//! `train`, `convert` for export/import, `demo`, `packet`, `features` and
+//! `synth_csi` for raw ESP32 CSI logs), frames are
 //! read by `csv`, model cards by `sidecar`, and every failure becomes
 //! one line on stderr in `error` (exit 1 for runtime errors, 2 for usage
 //! errors).
@@ -14,6 +15,7 @@ mod convert;
 mod csv;
 mod demo;
 mod error;
+mod features;
 mod gate;
 mod init;
 mod inspect;
@@ -23,6 +25,7 @@ mod runtime;
 mod scene;
 mod sidecar;
 mod synth;
+mod synth_csi;
 mod train;
 
 use std::io::Write as _;
@@ -59,13 +62,22 @@ enum Command {
     /// Show what a .rvne file holds, or the first format check it fails.
     #[command(after_help = EXIT_STATUS)]
     Inspect(inspect::InspectArgs),
-    /// Classify frames from a CSV (or live from a pipe) with a .rvne model.
+    /// Classify frames from a CSV (or live from a pipe, or from a raw CSI
+    /// log with --csi) with a .rvne model.
     #[command(after_help = EXIT_STATUS)]
     Classify(classify::ClassifyArgs),
     /// Write synthetic CSI-feature recordings as a labelled CSV (the
     /// training format).
     #[command(after_help = EXIT_STATUS)]
     Synth(synth::SynthArgs),
+    /// Turn a raw ESP32 CSI log (esp-csi or ESP32-CSI-Tool) into feature
+    /// frames, or into labelled training rows; a summary goes to stderr.
+    #[command(after_help = EXIT_STATUS)]
+    Features(features::FeaturesArgs),
+    /// Write a generated raw ESP32 CSI log (either serial format), for
+    /// trying `features` and `classify --csi` without a board.
+    #[command(after_help = EXIT_STATUS)]
+    SynthCsi(synth_csi::SynthCsiArgs),
     /// Train a model on synthetic data or labelled recordings; prints
     /// per-epoch held-out metrics and three baselines on the same split.
     #[command(after_help = EXIT_STATUS)]
@@ -107,6 +119,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args, &mut out),
         Command::Classify(args) => classify::run(args, &mut out),
         Command::Synth(args) => synth::run(args, &mut out),
+        Command::Features(args) => features::run(args, &mut out),
+        Command::SynthCsi(args) => synth_csi::run(args, &mut out),
         Command::Train(args) => train::run(args, &mut out),
         Command::Gate(args) => gate::run(args, &mut out),
         Command::Export(args) => convert::export(args, &mut out),
