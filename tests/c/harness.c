@@ -13,12 +13,14 @@
  *
  * It prints one line per check ("ok" or "FAILED"), `logits ...` lines the
  * xtask compares across targets, `measure ...` lines `cargo xtask size`
- * reads, and exits non-zero when any check failed.
+ * reads (and a `measure-csi` line: instructions per ruv_temporal_push_csi),
+ * and exits non-zero when any check failed.
  *
  * The blob, frames and golden logits come from harness_data.h, which
  * `cargo xtask c-harness` generates from adapters/cli/assets/ and
  * tests/golden/c_harness_logits.csv (bare metal has no filesystem, so the
- * bytes are compiled in).
+ * bytes are compiled in); the raw CSI packets of a recorded log and what
+ * the host crates compute for them come from harness_csi.h.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -29,8 +31,12 @@
 
 #include "ruv_temporal.h"
 
+#include "harness_csi.h"
 #include "harness_data.h"
 #include "harness_platform.h"
+
+_Static_assert(HARNESS_CSI_N_CLASSES == HARNESS_N_CLASSES,
+               "the CSI run's expectations come from the same model");
 
 /* The host model and this run may differ by summation order only, and
  * rounding grows with the logits (a trained model's reach ~30), so the
@@ -67,6 +73,8 @@ static const char *code_name(int32_t code) {
         return "INVALID_STATE";
     case RUV_TEMPORAL_ERR_INVALID_SIZE:
         return "INVALID_SIZE";
+    case RUV_TEMPORAL_ERR_NOT_SUPPORTED:
+        return "NOT_SUPPORTED";
     case RUV_TEMPORAL_ERR_INVALID_CRC:
         return "INVALID_CRC";
     case RUV_TEMPORAL_ERR_INVALID_VERSION:
@@ -554,6 +562,203 @@ static void bad_packets(void) {
     check(!packet_matches(packet, logits, 9, 1234567, 42), "a flipped packet bit fails the CRC check");
 }
 
+/* ------------------------------------------------------------ raw CSI */
+
+/* ruv_temporal_push_csi of packet `index` of the recorded log. */
+static int32_t push_csi_packet(ruv_temporal_ctx_t *ctx, uint32_t index, uint32_t *out_frames) {
+    const harness_csi_packet_t *p = &harness_csi_packets[index];
+    return ruv_temporal_push_csi(ctx, &harness_csi_bytes[p->offset], p->len, p->sig_mode, p->cwb,
+                                 p->secondary_channel, p->stbc, p->timestamp_us, out_frames);
+}
+
+/* The firmware's CSI callback flow: every packet of the recorded log into
+ * ruv_temporal_push_csi, a classification after every
+ * HARNESS_CSI_CLASSIFY_EVERY packets; the frame counts and logits must be
+ * what the host's aether-csi + aether-model compute for the same log. */
+static void csi_run(void) {
+    ruv_temporal_ctx_t *ctx = NULL;
+    int32_t code = ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM,
+                                     HARNESS_CSI_WINDOW, HARNESS_N_CLASSES, &ctx);
+    check_code("csi: init with the default model", code, RUV_TEMPORAL_OK);
+    if (code != RUV_TEMPORAL_OK) {
+        return;
+    }
+    uint32_t frames = 0;
+    uint32_t next = 0;
+    int all_pushed = 1;
+    for (uint32_t index = 0; index < HARNESS_CSI_PACKET_COUNT; index++) {
+        uint32_t emitted = 0;
+        all_pushed &= push_csi_packet(ctx, index, &emitted) == RUV_TEMPORAL_OK;
+        frames += emitted;
+        uint32_t packets = index + 1;
+        if (next >= HARNESS_CSI_EXPECT_COUNT || harness_csi_expect[next].packets != packets) {
+            continue;
+        }
+        const harness_csi_expect_t *row = &harness_csi_expect[next++];
+        char what[112];
+        snprintf(what, sizeof what, "csi: %" PRIu32 " frames after %" PRIu32 " packets (host: %" PRIu32 ")",
+                 frames, packets, row->frames);
+        check(frames == row->frames, what);
+        float logits[HARNESS_N_CLASSES];
+        code = ruv_temporal_classify(ctx, logits, HARNESS_N_CLASSES);
+        if (code != RUV_TEMPORAL_OK) {
+            check_code("csi: classify", code, RUV_TEMPORAL_OK);
+            continue;
+        }
+        print_logits("csi", packets, logits);
+        float err = scaled_diff(logits, row->logits);
+        snprintf(what, sizeof what,
+                 "csi: logits after %" PRIu32 " packets match the host's aether-csi + aether-model (%.2g of scale)",
+                 packets, (double)err);
+        check(err <= TOLERANCE, what);
+    }
+    check(all_pushed, "csi: every packet of the recorded log pushed");
+    check(next == HARNESS_CSI_EXPECT_COUNT, "csi: classified at every expected point");
+    printf("csi-frames %" PRIu32 " from %u packets\n", frames, (unsigned)HARNESS_CSI_PACKET_COUNT);
+    ruv_temporal_destroy(ctx);
+}
+
+/* Per-packet cost of ruv_temporal_push_csi where the platform can measure
+ * it (qemu: retired instructions, heap, stack): the recorded log pushed
+ * with nothing else in between. A packet that closes a frame also runs the
+ * running normalisation and the ring copy, so the mean and the maximum are
+ * both reported. */
+static void csi_measure(void) {
+    if (!platform_can_measure()) {
+        return;
+    }
+    ruv_temporal_ctx_t *ctx = NULL;
+    if (ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
+                          HARNESS_N_CLASSES, &ctx) != RUV_TEMPORAL_OK) {
+        check(0, "csi measure: init");
+        return;
+    }
+    size_t heap_before = platform_heap_live();
+    platform_heap_reset_peak();
+    uint64_t total = 0;
+    uint32_t most = 0;
+    uint32_t frames = 0;
+    int all_pushed = 1;
+    platform_stack_paint();
+    for (uint32_t index = 0; index < HARNESS_CSI_PACKET_COUNT; index++) {
+        uint32_t emitted = 0;
+        uint32_t start = platform_instret();
+        all_pushed &= push_csi_packet(ctx, index, &emitted) == RUV_TEMPORAL_OK;
+        uint32_t instructions = platform_instret() - start;
+        total += instructions;
+        most = instructions > most ? instructions : most;
+        frames += emitted;
+    }
+    size_t stack = platform_stack_used();
+    check(all_pushed, "csi measure: every packet pushed");
+    check(platform_heap_peak() == heap_before && platform_heap_live() == heap_before,
+          "csi measure: push_csi allocates nothing");
+    printf("measure-csi packets=%u frames=%" PRIu32 " instructions_per_packet=%" PRIu32
+           " instructions_max=%" PRIu32 " stack_peak=%zu\n",
+           (unsigned)HARNESS_CSI_PACKET_COUNT, frames,
+           (uint32_t)(total / HARNESS_CSI_PACKET_COUNT), most, stack);
+    ruv_temporal_destroy(ctx);
+}
+
+/* One refused push_csi: its code, and *out_frames (set to 0xDEAD before
+ * the call) left alone. */
+static void refuse_csi(const char *what, int32_t got, uint32_t out_frames, int32_t expected) {
+    char got_text[40];
+    char expected_text[40];
+    int untouched = out_frames == 0xDEADu;
+    checks++;
+    if (got == expected && untouched) {
+        printf("ok     %s -> %s, out_frames untouched\n", what, code_text(got, got_text, sizeof got_text));
+    } else {
+        failures++;
+        printf("FAILED %s -> %s%s, expected %s\n", what, code_text(got, got_text, sizeof got_text),
+               untouched ? "" : " and wrote *out_frames",
+               code_text(expected, expected_text, sizeof expected_text));
+    }
+}
+
+/* Every refusal of push_csi, at the start of a stream and in the middle of
+ * one; the context that saw them must classify bit-identically to a twin
+ * that did not (neither the ring nor the extractor's stream moved). */
+static void csi_bad_calls(void) {
+    ruv_temporal_ctx_t *ctx = NULL;
+    ruv_temporal_ctx_t *twin = NULL;
+    if (ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
+                          HARNESS_N_CLASSES, &ctx) != RUV_TEMPORAL_OK ||
+        ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
+                          HARNESS_N_CLASSES, &twin) != RUV_TEMPORAL_OK) {
+        check(0, "csi bad calls: init two contexts");
+        ruv_temporal_destroy(ctx);
+        ruv_temporal_destroy(twin);
+        return;
+    }
+    static const int8_t silent[256];
+    const harness_csi_packet_t *first = &harness_csi_packets[0];
+    const int8_t *bytes = &harness_csi_bytes[first->offset];
+    uint32_t out = 0xDEADu;
+    refuse_csi("push_csi silent first packet",
+               ruv_temporal_push_csi(ctx, silent, 256, 1, 0, 0, 0, first->timestamp_us, &out), out,
+               RUV_TEMPORAL_ERR_INVALID_ARG);
+    float logits[HARNESS_N_CLASSES];
+    check_code("classify after only refused packets", ruv_temporal_classify(ctx, logits, HARNESS_N_CLASSES),
+               RUV_TEMPORAL_ERR_INVALID_STATE);
+    const uint32_t half = HARNESS_CSI_PACKET_COUNT / 2;
+    for (uint32_t index = 0; index < half; index++) {
+        uint32_t emitted = 0;
+        push_csi_packet(ctx, index, &emitted);
+        push_csi_packet(twin, index, &emitted);
+    }
+    /* Mid-stream, timestamped 3 ms after the last packet: any of these,
+     * were it accepted, would move the stream. */
+    const harness_csi_packet_t *last = &harness_csi_packets[half - 1];
+    const uint32_t later = last->timestamp_us + 3000u;
+    bytes = &harness_csi_bytes[last->offset];
+    out = 0xDEADu;
+    refuse_csi("push_csi ctx=NULL", ruv_temporal_push_csi(NULL, bytes, 256, 1, 0, 0, 0, later, &out), out,
+               RUV_TEMPORAL_ERR_INVALID_ARG);
+    refuse_csi("push_csi buf=NULL", ruv_temporal_push_csi(ctx, NULL, 256, 1, 0, 0, 0, later, &out), out,
+               RUV_TEMPORAL_ERR_INVALID_ARG);
+    check_code("push_csi out_frames=NULL", ruv_temporal_push_csi(ctx, bytes, 256, 1, 0, 0, 0, later, NULL),
+               RUV_TEMPORAL_ERR_INVALID_ARG);
+    refuse_csi("push_csi silent packet", ruv_temporal_push_csi(ctx, silent, 256, 1, 0, 0, 0, later, &out),
+               out, RUV_TEMPORAL_ERR_INVALID_ARG);
+    refuse_csi("push_csi len=100: no layout", ruv_temporal_push_csi(ctx, bytes, 100, 1, 0, 0, 0, later, &out),
+               out, RUV_TEMPORAL_ERR_NOT_SUPPORTED);
+    refuse_csi("push_csi sig_mode=3: no layout",
+               ruv_temporal_push_csi(ctx, bytes, 256, 3, 0, 0, 0, later, &out), out,
+               RUV_TEMPORAL_ERR_NOT_SUPPORTED);
+    refuse_csi("push_csi HT40 without a secondary channel",
+               ruv_temporal_push_csi(ctx, bytes, 256, 1, 1, 0, 0, later, &out), out,
+               RUV_TEMPORAL_ERR_NOT_SUPPORTED);
+    refuse_csi("push_csi non-HT packet in an HT20 stream: another grid",
+               ruv_temporal_push_csi(ctx, bytes, 128, 0, 0, 0, 0, later, &out), out,
+               RUV_TEMPORAL_ERR_INVALID_STATE);
+    float twin_logits[HARNESS_N_CLASSES];
+    int32_t code = ruv_temporal_classify(ctx, logits, HARNESS_N_CLASSES);
+    int32_t twin_code = ruv_temporal_classify(twin, twin_logits, HARNESS_N_CLASSES);
+    check(code == RUV_TEMPORAL_OK && twin_code == RUV_TEMPORAL_OK &&
+              memcmp(logits, twin_logits, sizeof twin_logits) == 0,
+          "csi: the context that refused packets classifies bit-identically to a clean twin");
+    /* A duplicate is dropped, not refused. */
+    out = 0xDEADu;
+    code = push_csi_packet(ctx, half - 1, &out);
+    check(code == RUV_TEMPORAL_OK && out == 0, "push_csi duplicate timestamp: OK, 0 frames");
+    int same = 1;
+    for (uint32_t index = half; index < HARNESS_CSI_PACKET_COUNT; index++) {
+        uint32_t a = 0;
+        uint32_t b = 0;
+        same &= push_csi_packet(ctx, index, &a) == RUV_TEMPORAL_OK &&
+                push_csi_packet(twin, index, &b) == RUV_TEMPORAL_OK && a == b;
+    }
+    code = ruv_temporal_classify(ctx, logits, HARNESS_N_CLASSES);
+    twin_code = ruv_temporal_classify(twin, twin_logits, HARNESS_N_CLASSES);
+    check(same && code == RUV_TEMPORAL_OK && twin_code == RUV_TEMPORAL_OK &&
+              memcmp(logits, twin_logits, sizeof twin_logits) == 0,
+          "csi: both streams continue identically to the end of the log");
+    ruv_temporal_destroy(ctx);
+    ruv_temporal_destroy(twin);
+}
+
 int main(void) {
     printf("harness: %zu-byte blob, %u frames of %u values, %u golden rows\n", sizeof harness_blob,
            (unsigned)HARNESS_FRAME_COUNT, (unsigned)HARNESS_INPUT_DIM, (unsigned)HARNESS_GOLDEN_COUNT);
@@ -565,6 +770,9 @@ int main(void) {
     bad_init();
     bad_calls();
     bad_packets();
+    csi_run();
+    csi_measure();
+    csi_bad_calls();
     printf("harness: %u checks, %u failed\n", checks, failures);
     return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

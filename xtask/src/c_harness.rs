@@ -21,7 +21,11 @@
 //! Bare metal has no filesystem, so the model blob, the frames and the
 //! golden logits are compiled in: [`write_data_header`] turns
 //! `adapters/cli/assets/` and `tests/golden/c_harness_logits.csv` into
-//! `harness_data.h` in the build directory (`target/c-harness/`).
+//! `harness_data.h` in the build directory (`target/c-harness/`), and
+//! the recorded raw-CSI log `tests/data/csi/walking_esp_csi.log` into
+//! `harness_csi.h`: its packets, and the frame counts and logits the host
+//! crates compute for them (`firmware-abi/examples/csi_parity.rs`, run at
+//! generation time, so a new model or extractor needs no re-blessing).
 
 use std::{
     collections::BTreeMap,
@@ -30,6 +34,7 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, ExitCode},
+    sync::OnceLock,
 };
 
 use crate::{
@@ -242,17 +247,200 @@ fn build_archive(rust_target: Option<&str>, envs: &[(&str, &str)]) -> Result<Pat
 
 // ------------------------------------------------------------------ data
 
-/// Writes `harness_data.h` into `dir` (only when its text changed, so a
-/// rebuild that changes nothing recompiles nothing).
+/// Writes `harness_data.h` and `harness_csi.h` into `dir` (each only when
+/// its text changed, so a rebuild that changes nothing recompiles
+/// nothing).
 fn write_data_header(dir: &Path) -> Result<(), Outcome> {
-    let text = data_header().map_err(|error| Outcome::Failed(format!("{error}\n")))?;
-    let path = dir.join("harness_data.h");
-    if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        fs::write(&path, text).map_err(|error| {
+    let failed = |error: String| Outcome::Failed(format!("{error}\n"));
+    write_if_changed(&dir.join("harness_data.h"), &data_header().map_err(failed)?)?;
+    let csi = csi_header(csi_expected().map_err(failed)?).map_err(failed)?;
+    write_if_changed(&dir.join("harness_csi.h"), &csi)
+}
+
+fn write_if_changed(path: &Path, text: &str) -> Result<(), Outcome> {
+    if fs::read_to_string(path).ok().as_deref() != Some(text) {
+        fs::write(path, text).map_err(|error| {
             Outcome::Failed(format!("cannot write {}: {error}\n", path.display()))
         })?;
     }
     Ok(())
+}
+
+/// The recorded raw-CSI log the harness replays through
+/// `ruv_temporal_push_csi` (how it was made: `tests/data/csi/README.md`).
+const CSI_LOG: &str = "tests/data/csi/walking_esp_csi.log";
+/// The ring of the CSI run: 64 frames, 1.28 s at 50 frames/s.
+const CSI_WINDOW: u32 = 64;
+/// The CSI run classifies after every this many packets (and the last).
+const CSI_CLASSIFY_EVERY: u32 = 100;
+
+/// `csi_parity`'s output for [`CSI_LOG`] and the bundled model, computed
+/// once per xtask run (every harness target embeds the same data).
+fn csi_expected() -> Result<&'static str, String> {
+    static OUTPUT: OnceLock<Result<String, String>> = OnceLock::new();
+    OUTPUT
+        .get_or_init(|| {
+            let root = process::project_root();
+            let mut example = cargo();
+            example
+                .args([
+                    "run",
+                    "-q",
+                    "-p",
+                    "aether-firmware",
+                    "--example",
+                    "csi_parity",
+                    "--",
+                ])
+                .arg(root.join(CSI_LOG))
+                .arg(root.join("adapters/cli/assets/default.rvne"))
+                .arg(CSI_WINDOW.to_string())
+                .arg(CSI_CLASSIFY_EVERY.to_string());
+            let line = process::render(&example);
+            match process::run_captured(example) {
+                Ok(captured) if captured.success => Ok(captured.output),
+                Ok(captured) => Err(captured.transcript),
+                Err(error) => Err(format!("could not run `{line}`: {error}")),
+            }
+        })
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
+/// One packet of the CSI run: layout fields, timestamp, bytes.
+struct CsiPacketRow {
+    fields: [u8; 4],
+    timestamp_us: u32,
+    bytes: Vec<i8>,
+}
+
+/// One expected classification of the CSI run.
+struct CsiExpectRow {
+    packets: u32,
+    frames: u32,
+    logits: Vec<f32>,
+}
+
+/// `csi-packet` and `csi-expect` lines (other output, e.g. cargo's, is
+/// ignored).
+fn read_csi_lines(output: &str) -> Result<(Vec<CsiPacketRow>, Vec<CsiExpectRow>), String> {
+    let (mut packets, mut expects) = (Vec::new(), Vec::new());
+    for line in output.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let bad = || format!("csi_parity: unreadable line `{line}`");
+        match fields.as_slice() {
+            ["csi-packet", sig_mode, cwb, secondary, stbc, timestamp, hex] => {
+                let byte = |s: &str| s.parse::<u8>().map_err(|_| bad());
+                let bytes = (0..hex.len() / 2)
+                    .map(|i| {
+                        hex.get(2 * i..2 * i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .map(|b| b.map(|b| i8::from_le_bytes([b])).ok_or_else(bad))
+                    .collect::<Result<Vec<i8>, _>>()?;
+                if hex.len() % 2 != 0 || bytes.is_empty() || bytes.len() > usize::from(u16::MAX) {
+                    return Err(bad());
+                }
+                packets.push(CsiPacketRow {
+                    fields: [byte(sig_mode)?, byte(cwb)?, byte(secondary)?, byte(stbc)?],
+                    timestamp_us: timestamp.parse().map_err(|_| bad())?,
+                    bytes,
+                });
+            }
+            ["csi-expect", count, frames, logits @ ..] => expects.push(CsiExpectRow {
+                packets: count.parse().map_err(|_| bad())?,
+                frames: frames.parse().map_err(|_| bad())?,
+                logits: logits
+                    .iter()
+                    .map(|hex| u32::from_str_radix(hex, 16).map(f32::from_bits))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad())?,
+            }),
+            _ => {}
+        }
+    }
+    if packets.is_empty() || expects.is_empty() {
+        return Err(format!(
+            "csi_parity printed no packets or no expectations:\n{output}"
+        ));
+    }
+    Ok((packets, expects))
+}
+
+/// The generated C of the CSI run: the packets (one byte array and a
+/// table of offsets and fields), the schedule, and the expected frame
+/// counts and logits.
+fn csi_header(output: &str) -> Result<String, String> {
+    let (packets, expects) = read_csi_lines(output)?;
+    let n_classes = expects[0].logits.len();
+    if expects.iter().any(|row| row.logits.len() != n_classes) {
+        return Err("csi_parity: rows with different logit counts".into());
+    }
+    let total: usize = packets.iter().map(|p| p.bytes.len()).sum();
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "/* Generated by `cargo xtask c-harness` from {CSI_LOG}; the expected"
+    );
+    c += " * values were computed by the host crates (aether-csi, aether-model) with\n";
+    c += " * adapters/cli/assets/default.rvne: firmware-abi/examples/csi_parity.rs.\n";
+    c += " * Do not edit: regenerated on every harness build. */\n";
+    c += "#ifndef HARNESS_CSI_H\n#define HARNESS_CSI_H\n\n#include <stdint.h>\n\n";
+    let _ = writeln!(c, "#define HARNESS_CSI_WINDOW {CSI_WINDOW}u");
+    let _ = writeln!(
+        c,
+        "#define HARNESS_CSI_CLASSIFY_EVERY {CSI_CLASSIFY_EVERY}u"
+    );
+    let _ = writeln!(c, "#define HARNESS_CSI_PACKET_COUNT {}u", packets.len());
+    let _ = writeln!(c, "#define HARNESS_CSI_EXPECT_COUNT {}u", expects.len());
+    let _ = writeln!(c, "#define HARNESS_CSI_N_CLASSES {n_classes}u\n");
+    c += "typedef struct {\n    uint32_t offset;\n    uint16_t len;\n    uint8_t sig_mode;\n";
+    c += "    uint8_t cwb;\n    uint8_t secondary_channel;\n    uint8_t stbc;\n";
+    c += "    uint32_t timestamp_us;\n} harness_csi_packet_t;\n\n";
+    c += "typedef struct {\n    uint32_t packets;\n    uint32_t frames;\n";
+    c += "    float logits[HARNESS_CSI_N_CLASSES];\n} harness_csi_expect_t;\n\n";
+    let _ = writeln!(c, "static const int8_t harness_csi_bytes[{total}] = {{");
+    for packet in &packets {
+        for chunk in packet.bytes.chunks(32) {
+            let bytes: Vec<String> = chunk.iter().map(i8::to_string).collect();
+            let _ = writeln!(c, "    {},", bytes.join(","));
+        }
+    }
+    c += "};\n\n";
+    let _ = writeln!(
+        c,
+        "static const harness_csi_packet_t harness_csi_packets[{}] = {{",
+        packets.len()
+    );
+    let mut offset = 0;
+    for packet in &packets {
+        let [sig_mode, cwb, secondary, stbc] = packet.fields;
+        let _ = writeln!(
+            c,
+            "    {{{offset}u, {}u, {sig_mode}u, {cwb}u, {secondary}u, {stbc}u, {}u}},",
+            packet.bytes.len(),
+            packet.timestamp_us
+        );
+        offset += packet.bytes.len();
+    }
+    c += "};\n\n";
+    let _ = writeln!(
+        c,
+        "static const harness_csi_expect_t harness_csi_expect[{}] = {{",
+        expects.len()
+    );
+    for row in &expects {
+        let logits: Vec<String> = row.logits.iter().map(|&v| c_float(v)).collect();
+        let _ = writeln!(
+            c,
+            "    {{{}u, {}u, {{{}}}}},",
+            row.packets,
+            row.frames,
+            logits.join(", ")
+        );
+    }
+    c += "};\n\n#endif\n";
+    Ok(c)
 }
 
 /// The generated C: blob bytes, frames and golden logits, plus the
@@ -687,6 +875,30 @@ mod tests {
         assert!(compare_logits(host, far).is_err());
         assert!(compare_logits(host, other).is_err());
         assert!(compare_logits("", same).is_err());
+    }
+
+    #[test]
+    fn csi_lines_become_packets_and_expectations() {
+        let output = "warning: x\n\
+            csi-packet 1 0 0 0 4294967295 7f80ff00\n\
+            csi-packet 1 0 0 0 9 0102\n\
+            csi-expect 2 1 3f800000 bf800000\n";
+        let c = csi_header(output).unwrap();
+        assert!(c.contains("#define HARNESS_CSI_PACKET_COUNT 2u"));
+        assert!(c.contains("#define HARNESS_CSI_N_CLASSES 2u"));
+        assert!(c.contains("harness_csi_bytes[6] = {\n    127,-128,-1,0,\n    1,2,\n};"));
+        assert!(
+            c.contains("{0u, 4u, 1u, 0u, 0u, 0u, 4294967295u},\n    {4u, 2u, 1u, 0u, 0u, 0u, 9u},")
+        );
+        assert!(c.contains("{2u, 1u, {1.0f, -1.0f}},"));
+        for broken in [
+            "csi-packet 1 0 0 0 9 0\ncsi-expect 1 1 0\n",
+            "csi-packet 1 0 0 0 9 zz\ncsi-expect 1 1 0\n",
+            "csi-packet 1 0 0 0 9 00\n",
+            "csi-expect 1 1 0\n",
+        ] {
+            assert!(csi_header(broken).is_err(), "{broken}");
+        }
     }
 
     #[test]
