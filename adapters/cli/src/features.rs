@@ -220,13 +220,6 @@ impl CsiFrames {
         self.extractor.config().bands
     }
 
-    /// Whether every byte read so far has been used: the next frame needs
-    /// a read that may wait for the writer, so buffered output is worth
-    /// flushing now.
-    pub(crate) fn drained(&self) -> bool {
-        self.next == self.segments.len() && self.reader.buffer().is_empty()
-    }
-
     /// The next frame; `None` once the input has ended and every frame has
     /// been handed out.
     ///
@@ -234,6 +227,17 @@ impl CsiFrames {
     /// An unreadable input, a malformed line with `--strict`, and a frame
     /// that is not finite (which would poison a model's cache).
     pub(crate) fn next_frame(&mut self) -> Result<Option<CsiFrame<'_>>, CliError> {
+        self.next_frame_with(&mut || Ok(()))
+    }
+
+    /// [`next_frame`](Self::next_frame), calling `idle` before every read
+    /// that may wait for the writer (every byte read so far is used): the
+    /// moment to flush buffered output, so a live reader sees each frame
+    /// while a file is still written in large blocks.
+    pub(crate) fn next_frame_with(
+        &mut self,
+        idle: &mut dyn FnMut() -> Result<(), CliError>,
+    ) -> Result<Option<CsiFrame<'_>>, CliError> {
         while self.next == self.segments.len() {
             if self.ended {
                 return Ok(None);
@@ -241,6 +245,9 @@ impl CsiFrames {
             self.pending.clear();
             self.segments.clear();
             self.next = 0;
+            if self.reader.buffer().is_empty() {
+                idle()?;
+            }
             self.read_line()?;
         }
         let d = self.bands();
@@ -535,7 +542,7 @@ pub(crate) fn run(args: &FeaturesArgs, stdout: &mut dyn Write) -> Result<(), Cli
     let mut frames = CsiFrames::open(&args.csi, &args.options)?;
     let mut row = String::new();
     let mut segment = 0;
-    while let Some(frame) = frames.next_frame()? {
+    while let Some(frame) = frames.next_frame_with(&mut || out.flush().map_err(write_error))? {
         row.clear();
         if let Some((label, sequence)) = labels {
             if !header_written {
@@ -563,9 +570,6 @@ pub(crate) fn run(args: &FeaturesArgs, stdout: &mut dyn Write) -> Result<(), Cli
         }
         row.push('\n');
         out.write_all(row.as_bytes()).map_err(write_error)?;
-        if frames.drained() {
-            out.flush().map_err(write_error)?;
-        }
     }
     out.flush().map_err(write_error)?;
     drop(out);

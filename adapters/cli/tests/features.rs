@@ -14,7 +14,11 @@
 
 mod common;
 
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -466,5 +470,65 @@ fn every_generated_layout_gives_frames() {
             log.as_bytes(),
         );
         assert!(stderr(&output).contains("subcarriers       LLTF, 48 subcarriers\n"));
+    }
+}
+
+/// `features` and `classify --csi` on a pipe that stays open (a serial
+/// port): frames and decisions come out while the writer is still there,
+/// not when it closes.
+#[test]
+fn a_live_log_is_answered_before_it_ends() {
+    let log = ok(&["synth-csi", "--seconds", "2"]);
+    let scratch = Scratch::new("features-live");
+    let model = default_model(&scratch);
+    let lines: Vec<&str> = log.lines().collect();
+    for (args, wanted) in [
+        (vec!["features", "--csi", "-"], "0,0,0"),
+        (
+            vec![
+                "classify",
+                "--model",
+                s(&model),
+                "--stream",
+                "--csi",
+                "-",
+                "--every",
+                "10",
+            ],
+            "frame 9 ",
+        ),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aether"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run aether");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // Half the log; the pipe stays open.
+        stdin
+            .write_all((lines[..lines.len() / 2].join("\n") + "\n").as_bytes())
+            .expect("write half the log");
+        stdin.flush().expect("flush");
+        let seen = (0..200)
+            .map_while(|_| rx.recv_timeout(Duration::from_secs(60)).ok())
+            .any(|line| line.starts_with(wanted));
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            seen,
+            "{args:?}: no `{wanted}` line while the input was open"
+        );
     }
 }
