@@ -27,26 +27,33 @@ const LOG: &str = "tests/data/csi/walking_esp_csi.log";
 /// frames: shorter than the 500 ms gap limit), 1 % duplicated packets, and
 /// a receiver clock that wraps past 2³² four seconds in.
 pub(crate) fn recorded_config() -> SimConfig {
-    SimConfig {
+    let config = SimConfig {
         seed: 2024,
-        activity: Activity::Walking,
-        duration_s: 10.0,
-        packet_rate_hz: 100.0,
-        jitter_us: 2_000,
         drop_probability: 0.03,
         outage_s: Some((6.0, 0.3)),
         duplicate_probability: 0.01,
-        agc_steps: true,
-        snr_db: 30.0,
         start_timestamp_us: u32::MAX - 4_000_000,
-        fields: LayoutFields {
+        ..SimConfig::default()
+    };
+    // The generator's defaults are the rest of the capture described above.
+    assert_eq!(
+        (config.activity, config.duration_s, config.packet_rate_hz),
+        (Activity::Walking, 10.0, 100.0)
+    );
+    assert_eq!(
+        (config.jitter_us, config.agc_steps, config.len),
+        (2_000, true, 256)
+    );
+    assert_eq!(
+        config.fields,
+        LayoutFields {
             sig_mode: 1,
             cwb: 0,
             secondary: 0,
-            stbc: 0,
-        },
-        len: 256,
-    }
+            stbc: 0
+        }
+    );
+    config
 }
 
 fn log_path() -> std::path::PathBuf {

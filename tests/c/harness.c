@@ -571,14 +571,19 @@ static int32_t push_csi_packet(ruv_temporal_ctx_t *ctx, uint32_t index, uint32_t
                                  p->secondary_channel, p->stbc, p->timestamp_us, out_frames);
 }
 
+/* A context for the CSI runs: the default model, a HARNESS_CSI_WINDOW ring. */
+static int32_t init_csi(ruv_temporal_ctx_t **ctx) {
+    return ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
+                             HARNESS_N_CLASSES, ctx);
+}
+
 /* The firmware's CSI callback flow: every packet of the recorded log into
  * ruv_temporal_push_csi, a classification after every
  * HARNESS_CSI_CLASSIFY_EVERY packets; the frame counts and logits must be
  * what the host's aether-csi + aether-model compute for the same log. */
 static void csi_run(void) {
     ruv_temporal_ctx_t *ctx = NULL;
-    int32_t code = ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM,
-                                     HARNESS_CSI_WINDOW, HARNESS_N_CLASSES, &ctx);
+    int32_t code = init_csi(&ctx);
     check_code("csi: init with the default model", code, RUV_TEMPORAL_OK);
     if (code != RUV_TEMPORAL_OK) {
         return;
@@ -628,8 +633,7 @@ static void csi_measure(void) {
         return;
     }
     ruv_temporal_ctx_t *ctx = NULL;
-    if (ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
-                          HARNESS_N_CLASSES, &ctx) != RUV_TEMPORAL_OK) {
+    if (init_csi(&ctx) != RUV_TEMPORAL_OK) {
         check(0, "csi measure: init");
         return;
     }
@@ -683,10 +687,7 @@ static void refuse_csi(const char *what, int32_t got, uint32_t out_frames, int32
 static void csi_bad_calls(void) {
     ruv_temporal_ctx_t *ctx = NULL;
     ruv_temporal_ctx_t *twin = NULL;
-    if (ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
-                          HARNESS_N_CLASSES, &ctx) != RUV_TEMPORAL_OK ||
-        ruv_temporal_init(harness_blob, sizeof harness_blob, HARNESS_INPUT_DIM, HARNESS_CSI_WINDOW,
-                          HARNESS_N_CLASSES, &twin) != RUV_TEMPORAL_OK) {
+    if (init_csi(&ctx) != RUV_TEMPORAL_OK || init_csi(&twin) != RUV_TEMPORAL_OK) {
         check(0, "csi bad calls: init two contexts");
         ruv_temporal_destroy(ctx);
         ruv_temporal_destroy(twin);
