@@ -1,7 +1,7 @@
 //! `aether-bench`: our sparse and dense backends against the published
 //! `ruvllm_sparse_attention` 0.1.1, in one release run on one thread.
 //!
-//! Usage: `aether-bench [--quick] [--json FILE] [--plot FILE.svg]`
+//! Usage: `aether-bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]`
 //! (`cargo xtask bench` forwards its arguments here). Prints the tables and
 //! the target verdicts of `docs/quality.md`; `--json` writes every
 //! measurement, `--plot` a log-log figure of time against N.
@@ -28,11 +28,17 @@ static ALLOCATOR: alloc_counter::CountingAllocator = alloc_counter::CountingAllo
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
     quick: bool,
+    /// Run only this section (`prefill`, `decode`): a kernel change
+    /// needs its own section re-measured, not the whole suite.
+    only: Option<String>,
     json: Option<PathBuf>,
     plot: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: aether-bench [--quick] [--json FILE] [--plot FILE.svg]";
+const USAGE: &str = "usage: aether-bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]";
+
+/// The sections `--only` accepts, in the order a full run measures them.
+const SECTIONS: &[&str] = &["prefill", "decode"];
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
@@ -40,6 +46,16 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => parsed.quick = true,
+            "--only" => {
+                let section = args.next().ok_or("--only needs a SECTION")?;
+                if !SECTIONS.contains(&section.as_str()) {
+                    return Err(format!(
+                        "unknown section `{section}`; sections: {}",
+                        SECTIONS.join(", ")
+                    ));
+                }
+                parsed.only = Some(section);
+            }
             "--json" => parsed.json = Some(args.next().ok_or("--json needs a FILE")?.into()),
             "--plot" => parsed.plot = Some(args.next().ok_or("--plot needs a FILE.svg")?.into()),
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -62,10 +78,21 @@ fn main() -> ExitCode {
         "aether-bench{}: sparse kernel ISA {isa:?}; ruvllm_sparse_attention 0.1.1 (default features, serial)",
         if args.quick { " --quick" } else { "" }
     );
-    let results = prefill::run(prefill::Plan { quick: args.quick });
-    print!("{}", report::render(&results));
-    let decoded = decode::run(decode::Plan { quick: args.quick });
-    print!("{}", decode::render(&decoded));
+    let wanted = |section: &str| args.only.as_deref().is_none_or(|only| only == section);
+    let results = if wanted("prefill") {
+        let results = prefill::run(prefill::Plan { quick: args.quick });
+        print!("{}", report::render(&results));
+        results
+    } else {
+        prefill::Results::default()
+    };
+    let decoded = if wanted("decode") {
+        let decoded = decode::run(decode::Plan { quick: args.quick });
+        print!("{}", decode::render(&decoded));
+        decoded
+    } else {
+        decode::Results::default()
+    };
     if let Some(path) = &args.json {
         let mut rows = report::json(&results);
         if let serde_json::Value::Array(rows) = &mut rows {
@@ -103,6 +130,7 @@ mod tests {
             args(&["--quick", "--json", "a.json", "--plot", "p.svg"]),
             Ok(Args {
                 quick: true,
+                only: None,
                 json: Some("a.json".into()),
                 plot: Some("p.svg".into()),
             })
@@ -113,5 +141,7 @@ mod tests {
     fn rejects_unknown_and_incomplete_flags() {
         assert!(args(&["--fast"]).unwrap_err().contains("unknown argument"));
         assert!(args(&["--json"]).unwrap_err().contains("needs a FILE"));
+        assert!(args(&["--only", "everything"]).unwrap_err().contains("unknown section"));
+        assert_eq!(args(&["--only", "decode"]).map(|a| a.only), Ok(Some("decode".into())));
     }
 }

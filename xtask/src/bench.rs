@@ -22,7 +22,7 @@ pub(crate) const TASK: Task = Task {
 
 fn usage() -> String {
     "\
-Usage: cargo xtask bench [--quick] [--json FILE] [--plot FILE.svg]
+Usage: cargo xtask bench [--quick] [--only prefill|decode] [--json FILE] [--plot FILE.svg]
 
 Builds and runs `aether-bench` in release mode, single-threaded:
   --quick         fewer repetitions (finishes in under 2 minutes)
