@@ -155,16 +155,21 @@ impl Candidates for PrefillCandidates<'_> {
 /// not all finite, or whose fast result is not finite. `landmark_finite`
 /// says whether the fast path's f32 mean of a block (per KV head) was
 /// finite: an f32 sum of large finite rows can overflow where the f64
-/// mean does not.
+/// mean does not. `vouched` is the kernel's word that every query and
+/// output element is finite (it saw them all in registers).
 ///
-/// With finite inputs this is one vectorised pass over q, k, v and `out`;
-/// only when something is non-finite are the candidate sets walked.
+/// With finite inputs this costs no pass over memory beyond what the
+/// kernel could not vouch for: with landmarks on, finite block means
+/// imply finite K and V (every token is in a block, and an f32 sum with a
+/// non-finite term is not finite); only when something is non-finite are
+/// the candidate sets walked.
 ///
 /// # Errors
 /// [`AttentionError::OutOfMemory`] when the bookkeeping cannot be reserved.
 pub(crate) fn repair_prefill(
     problem: &Problem<'_>,
     landmark_finite: impl Fn(usize, usize) -> bool,
+    vouched: bool,
     out: &mut [f32],
 ) -> Result<(), AttentionError> {
     let p = problem;
@@ -176,9 +181,10 @@ pub(crate) fn repair_prefill(
         0
     };
     let marks_finite = (0..kv_heads).all(|g| (0..blocks).all(|b| landmark_finite(g, b)));
+    let kv_finite = || (blocks > 0 && marks_finite) || (all_finite(p.k) && all_finite(p.v));
     let mut set = aether_domain::Candidates::default();
-    if marks_finite && all_finite(p.q) && all_finite(p.k) && all_finite(p.v) {
-        if all_finite(out) {
+    if marks_finite && (vouched || all_finite(p.q)) && kv_finite() {
+        if vouched || all_finite(out) {
             return Ok(());
         }
         // Only overflow can have spoilt a row.

@@ -292,6 +292,7 @@ impl AttentionBackend for SparseBackend {
         exact::repair_prefill(
             &problem,
             |kv_head, block| work.landmark_is_finite(kv_head, block, problem.dim),
+            work.vouched,
             out.as_mut_slice(),
         )?;
         Ok(out)

@@ -157,12 +157,18 @@ struct Scratch {
     /// Log-stride diagonals of the tile: position `t` attends to key
     /// `base + t` when bit `t` is set.
     diagonals: Vec<(isize, u32)>,
+    /// Sum of `x · 0` over every query and output element seen: zero
+    /// exactly when all were finite.
+    probe: f32,
 }
 
 /// Everything a prefill call allocates, once.
 pub(crate) struct Workspace {
     scratch: Scratch,
     landmarks: Landmarks,
+    /// Set by the tile kernel when it saw every query and output element
+    /// finite, so the non-finite policy's check need not re-read them.
+    pub(crate) vouched: bool,
 }
 
 impl Workspace {
@@ -174,6 +180,7 @@ impl Workspace {
         Ok(Self {
             scratch: Scratch::new(problem)?,
             landmarks: Landmarks::new(problem)?,
+            vouched: false,
         })
     }
 }
@@ -198,6 +205,11 @@ struct Landmarks {
     values: Vec<f32>,
     /// KV heads the buffers are split into.
     kv_heads: usize,
+    /// Blocks `0..filled` hold their means.
+    filled: usize,
+    /// One block's means of every head, before the scatter to `keys` /
+    /// `values`: `[kv_heads · dim]`.
+    row: Vec<f32>,
 }
 
 impl Landmarks {
@@ -215,22 +227,51 @@ impl Landmarks {
             keys: buffer(len, 0.0)?,
             values: buffer(len, 0.0)?,
             kv_heads: problem.kv_heads,
+            filled: 0,
+            row: buffer(
+                (problem.kv_heads * problem.dim).next_multiple_of(VECTOR_PAD),
+                0.0,
+            )?,
         })
     }
 
     /// Computes the key and value means of every block and KV head of
     /// `problem` (nothing when landmarks are off).
     #[inline(always)]
-    fn fill<S: Simd>(&mut self, s: S, problem: &Problem<'_>) {
-        if !problem.pattern.landmarks() {
-            return;
+    pub(crate) fn fill<S: Simd>(&mut self, s: S, problem: &Problem<'_>) {
+        if problem.pattern.landmarks() {
+            self.fill_upto(s, problem, problem.pattern.block_count(problem.n));
         }
-        let len = problem.pattern.block_count(problem.n) * problem.dim;
-        for head in 0..problem.kv_heads {
-            let keys = HeadRows::new(problem.k, problem, head);
-            let values = HeadRows::new(problem.v, problem, head);
-            landmark_means(s, problem, keys, &mut self.keys[head * len..][..len]);
-            landmark_means(s, problem, values, &mut self.values[head * len..][..len]);
+    }
+
+    /// Computes the means of blocks `filled..upto` (every KV head), so a
+    /// causal prefill can produce each block just as its tiles reach it,
+    /// while its rows are still in cache from the window pass (one pass
+    /// over K and V in memory rather than two).
+    ///
+    /// A token row is `kv_heads · dim` contiguous floats, so a block's
+    /// rows are summed whole (every head at once, contiguous vectors) into
+    /// `row` and scattered to the per-head layout.
+    #[inline(always)]
+    fn fill_upto<S: Simd>(&mut self, s: S, problem: &Problem<'_>, upto: usize) {
+        let dim = problem.dim;
+        let width = problem.kv_heads * dim;
+        let blocks = problem.pattern.block_count(problem.n);
+        let len = blocks * dim;
+        let upto = upto.min(blocks);
+        while self.filled < upto {
+            let block = self.filled;
+            let tokens = problem.pattern.block_tokens(block, problem.n);
+            let inverse = 1.0 / tokens.len() as f32;
+            for (data, means) in [(problem.k, &mut self.keys), (problem.v, &mut self.values)] {
+                let rows = &data[tokens.start * width..tokens.end * width];
+                block_mean(s, rows, inverse, &mut self.row[..width]);
+                for head in 0..problem.kv_heads {
+                    means[head * len + block * dim..][..dim]
+                        .copy_from_slice(&self.row[head * dim..][..dim]);
+                }
+            }
+            self.filled += 1;
         }
     }
 
@@ -303,6 +344,7 @@ impl Scratch {
             shared,
             shared_bits: reserved(max_shared)?,
             diagonals: reserved(max_diagonals)?,
+            probe: 0.0,
         })
     }
 }
@@ -487,13 +529,29 @@ pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, work: &mut Workspace, ou
     if problem.n == 0 {
         return;
     }
-    work.landmarks.fill(s, problem);
-    let Workspace { scratch, landmarks } = work;
+    // Causal: a tile's landmark blocks all end before its window, so each
+    // block's means are computed when the tiles reach it (its rows are
+    // being read for the window anyway). Otherwise a tile may look ahead:
+    // every block first.
+    let causal = problem.pattern.causal();
+    if !causal {
+        work.landmarks.fill(s, problem);
+    }
+    let Workspace {
+        scratch,
+        landmarks,
+        vouched,
+    } = work;
+    scratch.probe = 0.0;
     let mut first = 0;
     while first < problem.n {
         // The tile's plan (window bounds, extras) is the same for every KV
         // head: work it out once.
         let positions = TILE.min(problem.n - first);
+        if causal && problem.pattern.landmarks() {
+            let end = first + positions;
+            landmarks.fill_upto(s, problem, end.div_ceil(problem.pattern.block_size()));
+        }
         let mut queries = [plan::Query {
             i: 0,
             n: problem.n,
@@ -524,41 +582,53 @@ pub(crate) fn run<S: Simd>(s: S, problem: &Problem<'_>, work: &mut Workspace, ou
         }
         first += TILE;
     }
+    *vouched = scratch.probe == 0.0;
 }
 
-/// Means of every block of `rows` (a trailing partial block averages the
-/// tokens it has).
+/// `mean = inverse · Σ rows` over the `mean.len()`-wide rows of `rows`,
+/// up to four vectors summed in registers across the rows (no
+/// store-to-load chain through `mean` per row).
 #[inline(always)]
-fn landmark_means<S: Simd>(s: S, problem: &Problem<'_>, rows: HeadRows<'_>, out: &mut [f32]) {
-    let dim = problem.dim;
-    let body = dim - dim % S::LANES;
-    for (block, mean) in out.chunks_exact_mut(dim).enumerate() {
-        let tokens = problem.pattern.block_tokens(block, problem.n);
-        let inverse = 1.0 / tokens.len() as f32;
-        // Up to four vectors of dims summed in registers over the block's
-        // tokens (no store-to-load chain through `mean` per token).
-        let mut d = 0;
-        while d < body {
-            let vectors = ((body - d) / S::LANES).min(4);
-            let mut sum = [s.zero(); 4];
-            for j in tokens.clone() {
-                let row = rows.row_part(j, d, vectors * S::LANES);
-                for (dv, sum) in sum.iter_mut().enumerate().take(vectors) {
-                    *sum = s.add(*sum, s.load(&row[dv * S::LANES..]));
-                }
-            }
-            for (dv, sum) in sum.iter().enumerate().take(vectors) {
-                s.store(
-                    &mut mean[d + dv * S::LANES..],
-                    s.mul(*sum, s.splat(inverse)),
-                );
-            }
-            d += vectors * S::LANES;
+fn block_mean<S: Simd>(s: S, rows: &[f32], inverse: f32, mean: &mut [f32]) {
+    let width = mean.len();
+    let body = width - width % S::LANES;
+    let mut d = 0;
+    while d < body {
+        let vectors = ((body - d) / S::LANES).min(4);
+        match vectors {
+            4 => block_mean_part::<S, 4>(s, rows, inverse, mean, d),
+            3 => block_mean_part::<S, 3>(s, rows, inverse, mean, d),
+            2 => block_mean_part::<S, 2>(s, rows, inverse, mean, d),
+            _ => block_mean_part::<S, 1>(s, rows, inverse, mean, d),
         }
-        for (x, d) in mean[body..].iter_mut().zip(body..) {
-            let total: f32 = tokens.clone().map(|j| rows.row(j)[d]).sum();
-            *x = total * inverse;
+        d += vectors * S::LANES;
+    }
+    for (d, x) in mean.iter_mut().enumerate().skip(body) {
+        let total: f32 = rows.chunks_exact(width).map(|row| row[d]).sum();
+        *x = total * inverse;
+    }
+}
+
+/// Values `d0..d0 + DV * LANES` of [`block_mean`].
+#[inline(always)]
+fn block_mean_part<S: Simd, const DV: usize>(
+    s: S,
+    rows: &[f32],
+    inverse: f32,
+    mean: &mut [f32],
+    d0: usize,
+) {
+    let width = mean.len();
+    let mut sum = [s.zero(); DV];
+    for row in rows.chunks_exact(width) {
+        let row = &row[d0..][..DV * S::LANES];
+        for (dv, sum) in sum.iter_mut().enumerate() {
+            *sum = s.add(*sum, s.load(&row[dv * S::LANES..]));
         }
+    }
+    let scale = s.splat(inverse);
+    for (dv, sum) in sum.into_iter().enumerate() {
+        s.store(&mut mean[d0 + dv * S::LANES..], s.mul(sum, scale));
     }
 }
 
@@ -611,16 +681,19 @@ impl Tile<'_> {
         self.extras_chunk(s, scratch, !landmarks_shared);
         self.window(s, scratch);
         // Divide by the softmax denominators, into the output.
+        // The output is probed on its way out, as the queries were.
         let (dim, group) = (self.problem.dim, self.problem.group());
+        let mut probe = (s.zero(), 0.0);
         for t in 0..self.positions {
             let out_group = &mut out[self.group_offset(self.first + t)..][..group * dim];
             for (g, o) in out_group.chunks_exact_mut(dim).enumerate() {
                 let row = g * TILE + t;
                 let inverse = 1.0 / scratch.sum[row];
                 let acc = &scratch.acc[row * dim..][..dim];
-                scale_into(s, o, acc, inverse);
+                scale_into(s, o, acc, inverse, &mut probe);
             }
         }
+        scratch.probe += s.reduce_add(probe.0) + probe.1;
     }
 
     /// `qt[d][row] = q[row][d] / sqrt(dim)`, zero rows past the end.
@@ -652,9 +725,17 @@ impl Tile<'_> {
             }
         }
         let scale = s.splat(1.0 / libm::sqrtf(dim as f32));
+        // The queries pass through registers here anyway: probing them
+        // (`x · 0` is NaN exactly for a non-finite `x`) saves the
+        // non-finite policy a pass over q in memory.
+        let zero = s.zero();
+        let mut probe = zero;
         for chunk in scratch.qt[..dim * rows].chunks_exact_mut(S::LANES) {
-            s.store(chunk, s.mul(s.load(chunk), scale));
+            let x = s.load(chunk);
+            probe = s.fma(x, zero, probe);
+            s.store(chunk, s.mul(x, scale));
         }
+        scratch.probe += s.reduce_add(probe);
     }
 
     /// Lists the tile's extras in the forms the lane layout can score: the
@@ -1234,14 +1315,18 @@ struct RowState<'a> {
     acc: &'a mut [f32],
 }
 
-/// `out = acc * factor`.
+/// `out = acc * factor`, adding `out · 0` to `probe` (vector body,
+/// scalar tail): NaN there exactly when an output element is not finite.
 #[inline(always)]
-fn scale_into<S: Simd>(s: S, out: &mut [f32], acc: &[f32], factor: f32) {
+fn scale_into<S: Simd>(s: S, out: &mut [f32], acc: &[f32], factor: f32, probe: &mut (S::V, f32)) {
     let f = s.splat(factor);
+    let zero = s.zero();
     let mut out_chunks = out.chunks_exact_mut(S::LANES);
     let mut acc_chunks = acc.chunks_exact(S::LANES);
     for (o, a) in (&mut out_chunks).zip(&mut acc_chunks) {
-        s.store(o, s.mul(s.load(a), f));
+        let x = s.mul(s.load(a), f);
+        probe.0 = s.fma(x, zero, probe.0);
+        s.store(o, x);
     }
     for (o, a) in out_chunks
         .into_remainder()
@@ -1249,6 +1334,7 @@ fn scale_into<S: Simd>(s: S, out: &mut [f32], acc: &[f32], factor: f32) {
         .zip(acc_chunks.remainder())
     {
         *o = a * factor;
+        probe.1 += *o * 0.0;
     }
 }
 
