@@ -1,4 +1,4 @@
-//! The decode benchmark: one streaming step on a cache already holding T
+//! The decode benchmark: streaming steps on a cache already holding T
 //! tokens, ours (`SparseBackend::step_into`) against ruvllm's
 //! `decode_step` / `decode_step_f16`, plus the throughput of many
 //! concurrent tracks.
@@ -9,10 +9,19 @@
 //! sides get shape A (4 query heads, dim 32, window 32, block 16, causal,
 //! global token 0, log-stride, landmarks) as MHA and MQA, a cache filled
 //! with the same random tokens, and the same per-step work: append the new
-//! token's k/v, then attend from it. A step is about a microsecond, so each
-//! repetition times a few hundred consecutive steps on a fresh copy of the
-//! filled cache (T grows by at most that much) and the median repetition's
-//! mean is reported.
+//! token's k/v, then attend from it.
+//!
+//! How a step is timed ([`Method`]): a step is about a microsecond, so
+//! each repetition times [`STEPS`] consecutive steps (T grows by at most
+//! that much) and the median repetition's mean is reported. The headline
+//! method is a **streak**: every repetition fills a fresh cache to T
+//! (untimed), then times consecutive steps on it, as a real stream runs.
+//! The earlier method, a **cloned** copy of one filled cache per
+//! repetition, is kept beside it for our kernel, labelled: the copy
+//! leaves the whole cache freshly written in the CPU caches, so it hides
+//! the misses on the far log-stride rows that a long stream takes, and
+//! reported about 1.25x from T = 256 to 16384 where a streak showed
+//! 1.5-2.2x.
 //!
 //! The tracks figure is the realistic host load: 1,000 people followed at
 //! once, each with a ~3,000-token cache, one step per track round-robin,
@@ -110,13 +119,36 @@ const fn dtype_name(dtype: CacheDtype) -> &'static str {
     }
 }
 
-/// One measured (shape, T, implementation, dtype).
+/// How a decode step time was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Each repetition fills a fresh cache to T (untimed), then times
+    /// [`STEPS`] consecutive steps on it: a real stream.
+    Streak,
+    /// One cache filled to T, cloned per repetition (untimed), then
+    /// [`STEPS`] consecutive steps timed on the clone. The copy leaves the
+    /// cache freshly written in the CPU caches; kept for comparison.
+    Cloned,
+}
+
+impl Method {
+    /// Name in tables and JSON.
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Streak => "streak",
+            Self::Cloned => "cloned",
+        }
+    }
+}
+
+/// One measured (shape, T, implementation, dtype, method).
 #[derive(Debug, Clone)]
 pub(crate) struct Step {
     shape: &'static str,
     t: usize,
     imp: &'static str,
     dtype: CacheDtype,
+    method: Method,
     us_per_step: f64,
 }
 
@@ -223,7 +255,7 @@ pub(crate) fn run(plan: Plan) -> Results {
     }
     if plan.quick {
         results.notes.push(format!(
-            "--quick: decode repetitions 11 after 1 warm-up ({STEPS} steps each); tracks f32 only"
+            "--quick: decode repetitions 11 after 1 warm-up ({STEPS} steps each, streaks on fresh fills); tracks f32 only"
         ));
     }
     for shape in SHAPES {
@@ -255,22 +287,25 @@ fn candidates_per_step(shape: Shape, t: usize) -> f64 {
     total as f64 / STEPS as f64
 }
 
-/// Our step and ruvllm's at one (shape, dtype, T).
+/// Our step and ruvllm's at one (shape, dtype, T): both as streaks, ours
+/// also on cloned caches.
 fn measure(plan: Plan, shape: Shape, dtype: CacheDtype, t: usize, results: &mut Results) {
     let tokens = Tokens::new(shape.kv_heads, t as u64);
     let capacity = t + STEPS;
     let reps = plan.repetitions();
 
     let backend = SparseBackend::new(shape.config(dtype)).expect("valid config");
-    let mut filled = backend.make_cache(capacity).expect("cache");
-    for n in 0..t {
-        filled
-            .append(tokens.k[n % POOL].as_slice(), tokens.v[n % POOL].as_slice())
-            .expect("room");
-    }
+    let fill = || -> KvCache {
+        let mut cache = backend.make_cache(capacity).expect("cache");
+        for n in 0..t {
+            cache
+                .append(tokens.k[n % POOL].as_slice(), tokens.v[n % POOL].as_slice())
+                .expect("room");
+        }
+        cache
+    };
     let mut out = vec![0.0f32; Q_HEADS * HEAD_DIM];
-    let ours = per_step_us(reps, STEPS, || {
-        let mut cache: KvCache = filled.clone();
+    let mut steps = |cache: &mut KvCache| -> f64 {
         let start = Instant::now();
         for n in 0..STEPS {
             let p = n % POOL;
@@ -279,40 +314,41 @@ fn measure(plan: Plan, shape: Shape, dtype: CacheDtype, t: usize, results: &mut 
                     tokens.q[p].view(),
                     tokens.k[p].view(),
                     tokens.v[p].view(),
-                    &mut cache,
+                    cache,
                     &mut out,
                 )
                 .expect("step");
             black_box(&out);
         }
         start.elapsed().as_secs_f64()
-    });
-    push(results, shape, t, "sparse", dtype, ours);
+    };
+    let streak = per_step_us(reps, STEPS, || steps(&mut fill()));
+    push(results, shape, t, "sparse", dtype, Method::Streak, streak);
+    let filled = fill();
+    let cloned = per_step_us(reps, STEPS, || steps(&mut filled.clone()));
+    push(results, shape, t, "sparse", dtype, Method::Cloned, cloned);
+    drop(filled);
 
     let attention = shape.ruvllm();
     let theirs = match dtype {
-        CacheDtype::F32 => {
-            let mut filled = RuvllmCache::new(capacity, shape.kv_heads, HEAD_DIM, BLOCK);
+        CacheDtype::F32 => per_step_us(reps, STEPS, || {
+            let mut cache = RuvllmCache::new(capacity, shape.kv_heads, HEAD_DIM, BLOCK);
             for n in 0..t {
-                filled
+                cache
                     .try_append(&tokens.rk[n % POOL], &tokens.rv[n % POOL])
                     .expect("room");
             }
-            per_step_us(reps, STEPS, || {
-                let mut cache = filled.clone();
-                let start = Instant::now();
-                for n in 0..STEPS {
-                    let p = n % POOL;
-                    cache
-                        .try_append(&tokens.rk[p], &tokens.rv[p])
-                        .expect("room");
-                    black_box(attention.decode_step(&tokens.rq[p], &cache).expect("step"));
-                }
-                start.elapsed().as_secs_f64()
-            })
-        }
+            let start = Instant::now();
+            for n in 0..STEPS {
+                let p = n % POOL;
+                cache
+                    .try_append(&tokens.rk[p], &tokens.rv[p])
+                    .expect("room");
+                black_box(attention.decode_step(&tokens.rq[p], &cache).expect("step"));
+            }
+            start.elapsed().as_secs_f64()
+        }),
         CacheDtype::F16 => per_step_us(reps, STEPS, || {
-            // KvCacheF16 is not Clone: fill a fresh one, untimed.
             let mut cache = RuvllmCacheF16::new(capacity, shape.kv_heads, HEAD_DIM, BLOCK);
             for n in 0..t {
                 cache
@@ -334,7 +370,7 @@ fn measure(plan: Plan, shape: Shape, dtype: CacheDtype, t: usize, results: &mut 
             start.elapsed().as_secs_f64()
         }),
     };
-    push(results, shape, t, "ruvllm", dtype, theirs);
+    push(results, shape, t, "ruvllm", dtype, Method::Streak, theirs);
 }
 
 fn push(
@@ -343,20 +379,23 @@ fn push(
     t: usize,
     imp: &'static str,
     dtype: CacheDtype,
+    method: Method,
     us_per_step: f64,
 ) {
     eprintln!(
-        "decode  {:>5} T {:>5} {:<6} {}  {us_per_step:10.3} us/step",
+        "decode  {:>5} T {:>5} {:<6} {} {:<6} {us_per_step:10.3} us/step",
         shape.name,
         t,
         imp,
-        dtype_name(dtype)
+        dtype_name(dtype),
+        method.name()
     );
     results.steps.push(Step {
         shape: shape.name,
         t,
         imp,
         dtype,
+        method,
         us_per_step,
     });
 }
@@ -421,12 +460,41 @@ fn tracks(dtype: CacheDtype) -> TracksRun {
     }
 }
 
-fn find(results: &Results, shape: &str, t: usize, imp: &str, dtype: CacheDtype) -> Option<f64> {
+/// Our (or ruvllm's) µs per step at one point, by `method`.
+fn find_by(
+    results: &Results,
+    shape: &str,
+    t: usize,
+    imp: &str,
+    dtype: CacheDtype,
+    method: Method,
+) -> Option<f64> {
     results
         .steps
         .iter()
-        .find(|s| s.shape == shape && s.t == t && s.imp == imp && s.dtype == dtype)
+        .find(|s| {
+            s.shape == shape && s.t == t && s.imp == imp && s.dtype == dtype && s.method == method
+        })
         .map(|s| s.us_per_step)
+}
+
+/// µs per step in the headline (streak) method.
+fn find(results: &Results, shape: &str, t: usize, imp: &str, dtype: CacheDtype) -> Option<f64> {
+    find_by(results, shape, t, imp, dtype, Method::Streak)
+}
+
+/// Mean candidates per timed step at `(shape, t)`.
+fn candidates(results: &Results, shape: &str, t: usize) -> Option<f64> {
+    results
+        .candidates
+        .iter()
+        .find(|(name, at, _)| *name == shape && *at == t)
+        .map(|(_, _, c)| *c)
+}
+
+/// Our ns per candidate at one point (headline method).
+fn ns_per_candidate(results: &Results, shape: &str, t: usize, dtype: CacheDtype) -> Option<f64> {
+    Some(find(results, shape, t, "sparse", dtype)? * 1e3 / candidates(results, shape, t)?)
 }
 
 /// `a / b` when both were measured.
@@ -438,117 +506,68 @@ fn cell(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_string(), |x| format!("{x:.2}x"))
 }
 
+/// `x` with `digits` decimals, or `-`.
+fn num(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
+}
+
 /// The decode tables and verdicts as text.
 pub(crate) fn render(results: &Results) -> String {
     let mut s = String::new();
     let w = &mut s;
+    let first = LENGTHS[0];
     let _ = writeln!(
         w,
-        "\n== decode step (release, one thread; append + attend, cache pre-filled to T) =="
+        "\n== decode step (release, one thread; append + attend; streak = fresh cache filled to T, then {STEPS} consecutive steps timed, median over fills) =="
     );
     let _ = writeln!(
         w,
-        "{:<6} {:<4} {:>6}  {:>11} {:>11} {:>14}",
-        "shape", "dtype", "T", "ours us", "ruvllm us", "ruvllm/ours"
+        "{:<6} {:<5} {:>6}  {:>10} {:>8} {:>8} {:>9} {:>8}  {:>10} {:>8}  {:>10} {:>11}",
+        "shape",
+        "dtype",
+        "T",
+        "streak us",
+        format!("/T={first}"),
+        "cand",
+        "ns/cand",
+        format!("/T={first}"),
+        "cloned us",
+        format!("/T={first}"),
+        "ruvllm us",
+        "ruvllm/ours"
     );
     for shape in SHAPES {
         for dtype in [CacheDtype::F32, CacheDtype::F16] {
             for t in LENGTHS {
                 let ours = find(results, shape.name, t, "sparse", dtype);
+                let cloned = |t| find_by(results, shape.name, t, "sparse", dtype, Method::Cloned);
                 let theirs = find(results, shape.name, t, "ruvllm", dtype);
-                let us = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
                 let _ = writeln!(
                     w,
-                    "{:<6} {:<5} {:>6}  {:>11} {:>11} {:>14}",
+                    "{:<6} {:<5} {:>6}  {:>10} {:>8} {:>8} {:>9} {:>8}  {:>10} {:>8}  {:>10} {:>11}",
                     shape.name,
                     dtype_name(dtype),
                     t,
-                    us(ours),
-                    us(theirs),
+                    num(ours, 3),
+                    cell(ratio(ours, find(results, shape.name, first, "sparse", dtype))),
+                    num(candidates(results, shape.name, t), 1),
+                    num(ns_per_candidate(results, shape.name, t, dtype), 2),
+                    cell(ratio(
+                        ns_per_candidate(results, shape.name, t, dtype),
+                        ns_per_candidate(results, shape.name, first, dtype)
+                    )),
+                    num(cloned(t), 3),
+                    cell(ratio(cloned(t), cloned(first))),
+                    num(theirs, 3),
                     cell(ratio(theirs, ours))
                 );
             }
         }
     }
-
-    let (first, last) = (LENGTHS[0], LENGTHS[LENGTHS.len() - 1]);
     let _ = writeln!(
         w,
-        "\n== decode ratios (ours; flatness = T={last} / T={first}, f16/f32 at the same T) =="
+        "(/T={first}: ratio to the same row at T={first}; cand: mean candidates of the timed positions, docs/attention.md; cloned: the earlier method, {STEPS} steps on a copy of one filled cache, ours only)"
     );
-    let _ = writeln!(
-        w,
-        "{:<6} {:>15} {:>15} {:>17} {:>17}",
-        "shape", "flat f32", "flat f16", "f16/f32 T=256", "f16/f32 T=16384"
-    );
-    for shape in SHAPES {
-        let flat = |dtype| {
-            ratio(
-                find(results, shape.name, last, "sparse", dtype),
-                find(results, shape.name, first, "sparse", dtype),
-            )
-        };
-        let half_over_single = |t| {
-            ratio(
-                find(results, shape.name, t, "sparse", CacheDtype::F16),
-                find(results, shape.name, t, "sparse", CacheDtype::F32),
-            )
-        };
-        let _ = writeln!(
-            w,
-            "{:<6} {:>15} {:>15} {:>17} {:>17}",
-            shape.name,
-            cell(flat(CacheDtype::F32)),
-            cell(flat(CacheDtype::F16)),
-            cell(half_over_single(first)),
-            cell(half_over_single(last)),
-        );
-    }
-
-    let _ = writeln!(
-        w,
-        "\n== work per step (candidates of the timed positions, docs/attention.md; flat per candidate = flatness / candidate ratio) =="
-    );
-    let _ = writeln!(
-        w,
-        "{:<6} {:>10} {:>10} {:>16} {:>21} {:>21}",
-        "shape",
-        format!("T={first}"),
-        format!("T={last}"),
-        "candidate ratio",
-        "flat/candidate f32",
-        "flat/candidate f16"
-    );
-    for shape in SHAPES {
-        let count = |t| {
-            results
-                .candidates
-                .iter()
-                .find(|(name, at, _)| *name == shape.name && *at == t)
-                .map(|(_, _, c)| *c)
-        };
-        let work = ratio(count(last), count(first));
-        let per_candidate = |dtype| {
-            ratio(
-                ratio(
-                    find(results, shape.name, last, "sparse", dtype),
-                    find(results, shape.name, first, "sparse", dtype),
-                ),
-                work,
-            )
-        };
-        let n = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
-        let _ = writeln!(
-            w,
-            "{:<6} {:>10} {:>10} {:>16} {:>21} {:>21}",
-            shape.name,
-            n(count(first)),
-            n(count(last)),
-            cell(work),
-            cell(per_candidate(CacheDtype::F32)),
-            cell(per_candidate(CacheDtype::F16)),
-        );
-    }
 
     let _ = writeln!(
         w,
@@ -580,7 +599,7 @@ pub(crate) fn render(results: &Results) -> String {
         }
     }
 
-    let _ = writeln!(w, "\n== decode targets ==");
+    let _ = writeln!(w, "\n== decode targets (streak method) ==");
     for line in verdicts(results) {
         let _ = writeln!(w, "{line}");
     }
@@ -590,7 +609,7 @@ pub(crate) fn render(results: &Results) -> String {
     s
 }
 
-/// One line per decode target of the brief.
+/// One line per decode target of the brief, on the streak method.
 fn verdicts(results: &Results) -> Vec<String> {
     let (first, last) = (LENGTHS[0], LENGTHS[LENGTHS.len() - 1]);
     let mut lines = Vec::new();
@@ -608,8 +627,8 @@ fn verdicts(results: &Results) -> Vec<String> {
     line(
         format!("A-mqa f32 T={last} us per step"),
         find(results, mqa, last, "sparse", f32),
-        &|x| x <= 1.5,
-        "target <= 1.5 us",
+        &|x| x <= 0.8,
+        "target <= 0.8 us",
     );
     line(
         format!("A-mqa f32 T={last} speedup over ruvllm decode_step"),
@@ -620,22 +639,27 @@ fn verdicts(results: &Results) -> Vec<String> {
         &|x| x >= 6.0,
         "target >= 6x",
     );
+    for (shape, bar) in [("A-mqa", 1.3), ("A-mha", 1.5)] {
+        line(
+            format!("{shape} f32 T={last} / T={first} per step"),
+            ratio(
+                find(results, shape, last, "sparse", f32),
+                find(results, shape, first, "sparse", f32),
+            ),
+            &|x| x <= bar,
+            &format!("target <= {bar}x"),
+        );
+    }
     for shape in SHAPES {
-        for dtype in [CacheDtype::F32, CacheDtype::F16] {
-            line(
-                format!(
-                    "{} {} flatness T={last} / T={first}",
-                    shape.name,
-                    dtype_name(dtype)
-                ),
-                ratio(
-                    find(results, shape.name, last, "sparse", dtype),
-                    find(results, shape.name, first, "sparse", dtype),
-                ),
-                &|x| x <= 1.2,
-                "target <= 1.2x",
-            );
-        }
+        line(
+            format!("{} f32 T={last} / T={first} per candidate", shape.name),
+            ratio(
+                ns_per_candidate(results, shape.name, last, f32),
+                ns_per_candidate(results, shape.name, first, f32),
+            ),
+            &|x| x <= 1.15,
+            "target <= 1.15x",
+        );
     }
     for shape in SHAPES {
         for t in [first, last] {
@@ -653,17 +677,30 @@ fn verdicts(results: &Results) -> Vec<String> {
     lines
 }
 
-/// The decode rows of the `--json` document.
+/// The decode rows of the `--json` document. `decode` rows are the
+/// headline streak method (one per shape, T, implementation, dtype, as
+/// before, now with `method`, `candidates_per_step` and
+/// `ns_per_candidate`); the cloned-cache rows are `decode_cloned`, so a
+/// reader of `decode` rows never sees two measurements of one point.
 pub(crate) fn json(results: &Results) -> Vec<Value> {
     let steps = results.steps.iter().map(|s| {
-        json!({
-            "bench": "decode",
+        let mut row = json!({
+            "bench": match s.method {
+                Method::Streak => "decode",
+                Method::Cloned => "decode_cloned",
+            },
             "shape": s.shape,
             "t": s.t,
             "impl": s.imp,
             "dtype": dtype_name(s.dtype),
+            "method": s.method.name(),
             "us_per_step": s.us_per_step,
-        })
+        });
+        if let Some(c) = candidates(results, s.shape, s.t) {
+            row["candidates_per_step"] = json!(c);
+            row["ns_per_candidate"] = json!(s.us_per_step * 1e3 / c);
+        }
+        row
     });
     let tracks = results.tracks.iter().map(|r| {
         json!({
@@ -690,25 +727,29 @@ mod tests {
     use super::*;
 
     fn sample() -> Results {
-        let step = |t, imp, dtype, us| Step {
+        let step = |t, imp, dtype, method, us| Step {
             shape: "A-mqa",
             t,
             imp,
             dtype,
+            method,
             us_per_step: us,
         };
+        let f32 = CacheDtype::F32;
         Results {
             steps: vec![
-                step(256, "sparse", CacheDtype::F32, 1.0),
-                step(16384, "sparse", CacheDtype::F32, 1.1),
-                step(16384, "ruvllm", CacheDtype::F32, 11.0),
-                step(256, "sparse", CacheDtype::F16, 1.2),
-                step(16384, "sparse", CacheDtype::F16, 1.6),
+                step(256, "sparse", f32, Method::Streak, 0.5),
+                step(16384, "sparse", f32, Method::Streak, 0.6),
+                step(16384, "ruvllm", f32, Method::Streak, 6.0),
+                step(256, "sparse", CacheDtype::F16, Method::Streak, 0.6),
+                step(16384, "sparse", CacheDtype::F16, Method::Streak, 0.9),
+                step(256, "sparse", f32, Method::Cloned, 0.4),
+                step(16384, "sparse", f32, Method::Cloned, 0.44),
             ],
             tracks: vec![TracksRun {
                 tracks: 1000,
                 tokens: 3000,
-                dtype: CacheDtype::F32,
+                dtype: f32,
                 steps_per_s: 500_000.0,
             }],
             candidates: vec![("A-mqa", 256, 40.0), ("A-mqa", 16384, 50.0)],
@@ -719,31 +760,39 @@ mod tests {
     #[test]
     fn json_rows_have_the_documented_fields() {
         let rows = json(&sample());
-        assert_eq!(rows.len(), 8);
+        assert_eq!(rows.len(), 10);
         assert_eq!(rows[2]["bench"], "decode");
         assert_eq!(rows[2]["shape"], "A-mqa");
         assert_eq!(rows[2]["t"], 16384);
         assert_eq!(rows[2]["impl"], "ruvllm");
         assert_eq!(rows[2]["dtype"], "f32");
-        assert_eq!(rows[2]["us_per_step"], 11.0);
-        assert_eq!(rows[5]["bench"], "tracks");
-        assert_eq!(rows[5]["tracks"], 1000);
-        assert_eq!(rows[5]["tokens"], 3000);
-        assert_eq!(rows[5]["steps_per_s"], 500_000.0);
-        assert_eq!(rows[7]["bench"], "decode_candidates");
-        assert_eq!(rows[7]["t"], 16384);
-        assert_eq!(rows[7]["candidates_per_step"], 50.0);
+        assert_eq!(rows[2]["method"], "streak");
+        assert_eq!(rows[2]["us_per_step"], 6.0);
+        assert_eq!(rows[2]["candidates_per_step"], 50.0);
+        assert_eq!(rows[2]["ns_per_candidate"], 120.0);
+        assert_eq!(rows[6]["bench"], "decode_cloned");
+        assert_eq!(rows[6]["method"], "cloned");
+        assert_eq!(rows[7]["bench"], "tracks");
+        assert_eq!(rows[7]["tracks"], 1000);
+        assert_eq!(rows[7]["tokens"], 3000);
+        assert_eq!(rows[7]["steps_per_s"], 500_000.0);
+        assert_eq!(rows[9]["bench"], "decode_candidates");
+        assert_eq!(rows[9]["t"], 16384);
+        assert_eq!(rows[9]["candidates_per_step"], 50.0);
     }
 
-    /// 1.1 / (50 / 40) = 0.88 per candidate.
+    /// 0.6 us / 50 = 12 ns per candidate against 0.5 us / 40 = 12.5: 0.96x;
+    /// 1.2x per step; cloned 1.10x.
     #[test]
-    fn flatness_is_also_reported_per_candidate() {
+    fn rows_report_ratios_and_per_candidate_cost() {
         let text = render(&sample());
         let row = text
             .lines()
-            .find(|l| l.starts_with("A-mqa") && l.contains("1.25x"))
-            .unwrap_or_else(|| panic!("no work row in {text}"));
-        assert!(row.contains("0.88x") && row.contains("1.07x"), "{row}");
+            .find(|l| l.starts_with("A-mqa  f32") && l.contains("16384"))
+            .unwrap_or_else(|| panic!("no row in {text}"));
+        for cell in ["0.600", "1.20x", "50.0", "12.00", "0.96x", "0.440", "1.10x", "6.000", "10.00x"] {
+            assert!(row.contains(cell), "{cell} missing from {row}");
+        }
     }
 
     /// Shape A's window (33 tokens) plus a few `log T` extras, growing
@@ -760,12 +809,13 @@ mod tests {
     fn verdicts_compare_against_the_bars() {
         let text = render(&sample());
         assert!(
-            text.contains("MET    A-mqa f32 T=16384 us per step: 1.10"),
+            text.contains("MET    A-mqa f32 T=16384 us per step: 0.60"),
             "{text}"
         );
         assert!(text.contains("MET    A-mqa f32 T=16384 speedup over ruvllm decode_step: 10.00"));
-        assert!(text.contains("MET    A-mqa f32 flatness T=16384 / T=256: 1.10"));
-        assert!(text.contains("MISSED A-mqa T=16384 f16 / f32 per step: 1.45"));
-        assert!(text.contains("-      A-mha f32 flatness"));
+        assert!(text.contains("MET    A-mqa f32 T=16384 / T=256 per step: 1.20"));
+        assert!(text.contains("MET    A-mqa f32 T=16384 / T=256 per candidate: 0.96"));
+        assert!(text.contains("MISSED A-mqa T=16384 f16 / f32 per step: 1.50"));
+        assert!(text.contains("-      A-mha f32 T=16384 / T=256 per step"));
     }
 }

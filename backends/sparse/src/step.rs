@@ -59,8 +59,10 @@ pub(crate) const NO_SCORE: f32 = -1.0e30;
 /// it a score may be infinite, NaN (the SIMD `max` drops NaN and the
 /// vector `exp` clamps) or below the padding lanes' [`NO_SCORE`], which
 /// would then win the maximum; such steps go to the exact path. Real
-/// inputs never come near: it takes elements around 1e14.
-const TRUSTED_SCORE: f32 = 1.0e29;
+/// inputs never come near: it takes elements around 1e14. Checked as the
+/// sum of the magnitudes of a chunk's scores over a block of heads
+/// (stricter than each score: one add per vector, and NaN propagates).
+pub(crate) const TRUSTED_SCORE: f32 = 1.0e29;
 
 /// Score entries past a chunk's last candidate: a chunk of `CAP`-entry
 /// score rows holds at most `CAP - SLACK` candidates, so a kernel may store
@@ -182,15 +184,21 @@ pub(crate) trait Kernel: Copy {
 
     /// Scales the first `len` scores of each head by `scale`, folds them
     /// into `state` and replaces them with their unnormalised weights
-    /// `exp(score - max)`; returns the factor each head's output so far
-    /// must be multiplied by (`exp(old max - new max)`).
+    /// `exp(score - max)`. `started` says an earlier chunk already
+    /// contributed; only then is the returned factor meaningful: what each
+    /// head's output so far must be multiplied by (`exp(old max - new
+    /// max)`). The flag is whether the scores were trustworthy (see
+    /// [`TRUSTED_SCORE`]: the sum of their magnitudes over the block's
+    /// heads is finite and below it), checked on the unscaled scores in
+    /// the same pass instead of a separate one.
     fn fold<const H: usize, const CAP: usize>(
         self,
         scores: &mut [[f32; CAP]; H],
         len: usize,
         scale: f32,
         state: &mut Softmax<H>,
-    ) -> [f32; H];
+        started: bool,
+    ) -> ([f32; H], bool);
 
     /// `out_h += weights[h][first + c] * factor_c * row_c` for every
     /// candidate `c` of `rows` (value rows); `out` holds the block's `H`
@@ -236,7 +244,11 @@ impl Kernel for Portable {
         len: usize,
         scale: f32,
         state: &mut Softmax<H>,
-    ) -> [f32; H] {
+        started: bool,
+    ) -> ([f32; H], bool) {
+        let trusted = scores
+            .iter()
+            .all(|s| crate::exact::sum_abs_below(&s[..len], TRUSTED_SCORE));
         let mut correction = [1.0; H];
         for (h, scores) in scores.iter_mut().enumerate() {
             let scores = &mut scores[..len];
@@ -245,16 +257,22 @@ impl Kernel for Portable {
                 *x *= scale;
                 max = max.max(*x);
             }
-            correction[h] = numerics::exp(state.max[h] - max);
+            if started {
+                correction[h] = numerics::exp(state.max[h] - max);
+            }
             state.max[h] = max;
             let mut total = 0.0;
             for x in scores.iter_mut() {
                 *x = numerics::exp(*x - max);
                 total += *x;
             }
-            state.sum[h] = state.sum[h] * correction[h] + total;
+            state.sum[h] = if started {
+                state.sum[h] * correction[h] + total
+            } else {
+                total
+            };
         }
-        correction
+        (correction, trusted)
     }
 
     #[cfg_attr(target_arch = "x86_64", inline(always))]
@@ -708,13 +726,10 @@ fn process<K: Kernel, const H: usize, const CAP: usize, const MARKS: usize, cons
     kernel.scores::<H, CAP, SHARED>(&keys, heads, 0, &mut scores);
     let key_sums = Rows::Sums { marks, keys: true };
     kernel.scores::<H, CAP, SHARED>(&key_sums, heads, chunk.tokens, &mut scores);
-    if !scores
-        .iter()
-        .all(|s| crate::exact::sum_abs_below(&s[..chunk.len()], TRUSTED_SCORE))
-    {
+    let (correction, trusted) = kernel.fold(&mut scores, chunk.len(), step.scale, state, started);
+    if !trusted {
         step.finite.set(false);
     }
-    let correction = kernel.fold(&mut scores, chunk.len(), step.scale, state);
     if started {
         for (out, c) in out.chunks_exact_mut(heads.dim).zip(correction) {
             numerics::scale(out, c);

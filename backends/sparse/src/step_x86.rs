@@ -322,6 +322,9 @@ impl Kernel for Avx2F16c {
         }));
     }
 
+    /// The heads of the block are folded side by side (each loop runs
+    /// over the vectors, then the heads), so their chains of `max`, `exp`
+    /// and sums overlap instead of running one head after another.
     #[inline(always)]
     fn fold<const H: usize, const CAP: usize>(
         self,
@@ -329,32 +332,66 @@ impl Kernel for Avx2F16c {
         len: usize,
         scale: f32,
         state: &mut Softmax<H>,
-    ) -> [f32; H] {
+        started: bool,
+    ) -> ([f32; H], bool) {
         let s = self;
-        let lanes = len.next_multiple_of(8);
-        let mut correction = [1.0; H];
-        for (h, scores) in scores.iter_mut().enumerate() {
+        let count = len.div_ceil(8);
+        // Lanes of the last vector that hold candidates.
+        let tail = len % 8;
+        let last = s.mask_from_bits(if tail == 0 { 0xff } else { (1 << tail) - 1 });
+        let factor = s.splat(scale);
+        let mut max = [s.splat(NO_SCORE); H];
+        let mut magnitude = [s.zero(); H];
+        for scores in scores.iter_mut() {
             // Padding lanes weigh exp(NO_SCORE * scale - max) = 0.
-            scores[len..lanes].fill(NO_SCORE);
-            let (vectors, _) = scores[..lanes].as_chunks_mut::<8>();
-            let mut max = s.splat(NO_SCORE);
-            for x in vectors.iter_mut() {
-                let v = s.mul(s.load(x), s.splat(scale));
-                s.store(x, v);
-                max = s.max(max, v);
-            }
-            let max = s.reduce_max(max).max(state.max[h]);
-            correction[h] = numerics::exp(state.max[h] - max);
-            state.max[h] = max;
-            let mut total = s.zero();
-            for x in vectors.iter_mut() {
-                let w = s.exp(s.sub(s.load(x), s.splat(max)));
-                s.store(x, w);
-                total = s.add(total, w);
-            }
-            state.sum[h] = state.sum[h] * correction[h] + s.reduce_add(total);
+            scores[len..count * 8].fill(NO_SCORE);
         }
-        correction
+        for k in 0..count {
+            for (h, scores) in scores.iter_mut().enumerate() {
+                let (vectors, _) = scores.as_chunks_mut::<8>();
+                let x = s.load(&vectors[k]);
+                let real = if k + 1 == count {
+                    s.select(last, x, s.zero())
+                } else {
+                    x
+                };
+                // |x|, NaN for NaN (`max` returns its second operand then).
+                magnitude[h] = s.add(magnitude[h], s.max(real, s.sub(s.zero(), real)));
+                let y = s.mul(x, factor);
+                s.store(&mut vectors[k], y);
+                max[h] = s.max(max[h], y);
+            }
+        }
+        let mut correction = [1.0; H];
+        let mut shift = [s.zero(); H];
+        for h in 0..H {
+            let max = s.reduce_max(max[h]).max(state.max[h]);
+            if started {
+                correction[h] = numerics::exp(state.max[h] - max);
+            }
+            state.max[h] = max;
+            shift[h] = s.splat(max);
+        }
+        let mut total = [s.zero(); H];
+        for k in 0..count {
+            for (h, scores) in scores.iter_mut().enumerate() {
+                let (vectors, _) = scores.as_chunks_mut::<8>();
+                let w = s.exp(s.sub(s.load(&vectors[k]), shift[h]));
+                s.store(&mut vectors[k], w);
+                total[h] = s.add(total[h], w);
+            }
+        }
+        let mut all = s.zero();
+        for h in 0..H {
+            let total = s.reduce_add(total[h]);
+            state.sum[h] = if started {
+                state.sum[h] * correction[h] + total
+            } else {
+                total
+            };
+            all = s.add(all, magnitude[h]);
+        }
+        (correction, s.reduce_add(all) < step::TRUSTED_SCORE)
     }
 
     #[inline(always)]

@@ -162,8 +162,9 @@ impl Kernel for Avx512F16c {
         len: usize,
         scale: f32,
         state: &mut Softmax<H>,
-    ) -> [f32; H] {
-        self.avx2().fold(scores, len, scale, state)
+        started: bool,
+    ) -> ([f32; H], bool) {
+        self.avx2().fold(scores, len, scale, state, started)
     }
 
     #[inline(always)]
