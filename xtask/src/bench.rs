@@ -22,10 +22,11 @@ pub(crate) const TASK: Task = Task {
 
 fn usage() -> String {
     "\
-Usage: cargo xtask bench [--quick] [--only prefill|decode] [--json FILE] [--plot FILE.svg]
+Usage: cargo xtask bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]
 
 Builds and runs `aether-bench` in release mode, single-threaded:
   --quick         fewer repetitions (finishes in under 2 minutes)
+  --only SECTION  measure one section (the bench binary lists them)
   --json FILE     also write every measurement as JSON
   --plot FILE     also draw prefill time against N (log-log SVG)
 "
@@ -49,6 +50,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => forwarded.push(arg.clone()),
+            "--only" => {
+                let section = args.next().ok_or("--only needs a SECTION")?;
+                forwarded.push(arg.clone());
+                forwarded.push(section.clone());
+            }
             "--json" | "--plot" => {
                 let file = args.next().ok_or_else(|| format!("{arg} needs a FILE"))?;
                 forwarded.push(arg.clone());
