@@ -203,6 +203,11 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
     writeln!(out, "        {}", crate::runtime::describe_shape(header))?;
     writeln!(
         out,
+        "        {} (docs/model.md)",
+        crate::runtime::describe_version(header)
+    )?;
+    writeln!(
+        out,
         "        classifies {}-frame windows ({:.2} s at {FRAME_RATE_HZ} Hz) as: {}",
         card.window,
         card.window as f64 / FRAME_RATE_HZ,

@@ -71,17 +71,10 @@ pub(crate) fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliErro
         header.n_classes
     )?;
     if !header.options.is_v1() {
-        let o = header.options;
         writeln!(
             out,
-            "options     norm {}, conv_taps {}, mlp_hidden {} (model version 2, docs/model.md)",
-            match o.norm {
-                aether_model::Norm::None => "none",
-                aether_model::Norm::Layer => "layer",
-                aether_model::Norm::Rms => "rms",
-            },
-            o.conv_taps,
-            o.mlp_hidden
+            "options     {} (docs/model.md)",
+            crate::runtime::describe_version(header)
         )?;
     }
     writeln!(out, "attention   {}", attention_layout(header))?;

@@ -200,6 +200,26 @@ pub(crate) fn describe_shape(header: Header) -> String {
     )
 }
 
+/// The model version and, for version 2, its options
+/// (`docs/model.md`), as `inspect` and `demo` print them: the shape alone
+/// no longer says which model a blob holds.
+pub(crate) fn describe_version(header: Header) -> String {
+    let o = header.options;
+    if o.is_v1() {
+        return "model version 1".to_owned();
+    }
+    format!(
+        "model version 2: norm {}, conv_taps {}, mlp_hidden {}",
+        match o.norm {
+            aether_model::Norm::None => "none",
+            aether_model::Norm::Layer => "layer",
+            aether_model::Norm::Rms => "rms",
+        },
+        o.conv_taps,
+        o.mlp_hidden
+    )
+}
+
 /// `f32` or `f16`.
 pub(crate) const fn element_name(header: Header) -> &'static str {
     match header.element_type {

@@ -66,7 +66,7 @@ pub(crate) struct SetupArgs {
     /// missing head-shape keys default to the AETHER shape.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Passes over the training windows [default: the trainer's, 20; see
+    /// Passes over the training windows [default: the trainer's, 30; see
     /// docs/training.md].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     epochs: Option<u32>,
@@ -111,9 +111,11 @@ pub(crate) struct SetupArgs {
     /// else at least 2).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
     conv_taps: u32,
-    /// Model version 2: hidden width of the per-layer ReLU MLP (0 = off).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65_535))]
-    mlp_hidden: u32,
+    /// Model version 2: hidden width of the per-layer ReLU MLP; 0 turns
+    /// it off (with no norm and no convolution that is model version 1)
+    /// [default: the trainer's, 32; docs/training.md].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=65_535))]
+    mlp_hidden: Option<u32>,
 }
 
 /// `--variant`: which synthetic set.
@@ -268,7 +270,11 @@ impl SetupArgs {
     /// The trainer's config for `head`: these layers and this schedule,
     /// the trainer's defaults for what was not given.
     pub(crate) fn train_config(&self, head: HeadConfig) -> TrainConfig {
-        let defaults = TrainConfig::default().schedule;
+        let TrainConfig {
+            schedule: defaults,
+            options: default_options,
+            ..
+        } = TrainConfig::default();
         TrainConfig {
             head,
             n_layers: self.layers as usize,
@@ -279,7 +285,9 @@ impl SetupArgs {
                     NormArg::Rms => Norm::Rms,
                 },
                 conv_taps: self.conv_taps as usize,
-                mlp_hidden: self.mlp_hidden as usize,
+                mlp_hidden: self
+                    .mlp_hidden
+                    .map_or(default_options.mlp_hidden, |h| h as usize),
             },
             schedule: Schedule {
                 epochs: self.epochs.map_or(defaults.epochs, |n| n as usize),

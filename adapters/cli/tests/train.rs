@@ -232,7 +232,7 @@ fn a_version_2_model_trains_writes_and_classifies() {
     let inspect = ok(&["inspect", s(&model)]);
     assert!(inspect.contains(".rvne version 2"), "{inspect}");
     assert!(
-        inspect.contains("options     norm rms, conv_taps 3, mlp_hidden 8"),
+        inspect.contains("options     model version 2: norm rms, conv_taps 3, mlp_hidden 8"),
         "{inspect}"
     );
     assert!(inspect.contains("layer 0 Wconv"), "{inspect}");
