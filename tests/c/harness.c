@@ -413,13 +413,23 @@ static void bad_init(void) {
     check_code("blob truncated (len - 1)", init_with(blob, len - 1, &ctx), RUV_TEMPORAL_ERR_INVALID_SIZE);
     corrupt_blob("blob bad magic", 0, 0x00, 1, 0, len, RUV_TEMPORAL_ERR_INVALID_ARG);
     corrupt_blob("blob version 3", 4, 3, 2, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
-    /* A version-1 body read as version 2: the 8 bytes longer header makes
-     * the declared length disagree with the blob's. */
-    corrupt_blob("blob version 2 on a version-1 body", 4, 2, 2, 0, len, RUV_TEMPORAL_ERR_INVALID_SIZE);
+    /* The header is 24 bytes in version 1 and 32 in version 2 (the options
+     * block), so the offsets below follow the bundled blob's version. */
+    const uint16_t version = le16(blob + 4);
+    const size_t header = version == 2 ? 32 : 24;
+    /* The body read under the other version's header: the 8 bytes of
+     * difference make the declared length disagree with the blob's. */
+    corrupt_blob(version == 2 ? "blob version 1 on a version-2 body" : "blob version 2 on a version-1 body",
+                 4, version == 2 ? 1 : 2, 2, 0, len, RUV_TEMPORAL_ERR_INVALID_SIZE);
     corrupt_blob("blob reserved flag bit 1", 6, 0x02, 1, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
     corrupt_blob("blob reserved byte 7", 7, 0x01, 1, 0, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
-    corrupt_blob("blob weights_len field + 4", 20, (uint32_t)(len - 28 + 4), 4, 0, len,
+    corrupt_blob("blob weights_len field + 4", 20, (uint32_t)(len - header - 4 + 4), 4, 0, len,
                  RUV_TEMPORAL_ERR_INVALID_SIZE);
+    if (version == 2) {
+        corrupt_blob("blob v2 norm code 3 (valid CRC)", 24, 3, 1, 1, len, RUV_TEMPORAL_ERR_INVALID_VERSION);
+        corrupt_blob("blob v2 reserved option byte 31 (valid CRC)", 31, 1, 1, 1, len,
+                     RUV_TEMPORAL_ERR_INVALID_VERSION);
+    }
     corrupt_blob("blob CRC (a weight byte flipped)", 100, (uint8_t)~harness_blob[100], 1, 0, len,
                  RUV_TEMPORAL_ERR_INVALID_CRC);
     corrupt_blob("blob CRC (stored CRC flipped)", len - 1, (uint8_t)~harness_blob[len - 1], 1, 0, len,
@@ -427,8 +437,8 @@ static void bad_init(void) {
     corrupt_blob("blob n_classes=1 (valid CRC)", 18, 1, 2, 1, len, RUV_TEMPORAL_ERR_INVALID_ARG);
     corrupt_blob("blob input_dim=8: weights_len disagrees (valid CRC)", 8, 8, 2, 1, len,
                  RUV_TEMPORAL_ERR_INVALID_SIZE);
-    corrupt_blob("blob NaN weight (valid CRC)", 24, 0x7FC00000u, 4, 1, len, RUV_TEMPORAL_ERR_INVALID_ARG);
-    corrupt_blob("blob +Inf weight (valid CRC)", 28, 0x7F800000u, 4, 1, len,
+    corrupt_blob("blob NaN weight (valid CRC)", header, 0x7FC00000u, 4, 1, len, RUV_TEMPORAL_ERR_INVALID_ARG);
+    corrupt_blob("blob +Inf weight (valid CRC)", header + 4, 0x7F800000u, 4, 1, len,
                  RUV_TEMPORAL_ERR_INVALID_ARG);
     check(ctx == NULL, "blob: a refused blob never wrote *out_ctx");
 
