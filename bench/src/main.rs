@@ -13,6 +13,7 @@
 mod alloc_counter;
 mod decode;
 mod inputs;
+mod model;
 mod plot;
 mod prefill;
 mod report;
@@ -28,17 +29,18 @@ static ALLOCATOR: alloc_counter::CountingAllocator = alloc_counter::CountingAllo
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
     quick: bool,
-    /// Run only this section (`prefill`, `decode`): a kernel change
+    /// Run only this section (`prefill`, `decode`, `model`): a kernel change
     /// needs its own section re-measured, not the whole suite.
     only: Option<String>,
     json: Option<PathBuf>,
     plot: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: aether-bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]";
+const USAGE: &str =
+    "usage: aether-bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]";
 
 /// The sections `--only` accepts, in the order a full run measures them.
-const SECTIONS: &[&str] = &["prefill", "decode"];
+const SECTIONS: &[&str] = &["prefill", "decode", "model"];
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
@@ -93,10 +95,18 @@ fn main() -> ExitCode {
     } else {
         decode::Results::default()
     };
+    let modelled = if wanted("model") {
+        let modelled = model::run(model::Plan { quick: args.quick });
+        print!("{}", model::render(&modelled));
+        modelled
+    } else {
+        model::Results::default()
+    };
     if let Some(path) = &args.json {
         let mut rows = report::json(&results);
         if let serde_json::Value::Array(rows) = &mut rows {
             rows.extend(decode::json(&decoded));
+            rows.extend(model::json(&modelled));
         }
         let text = serde_json::to_string_pretty(&rows).expect("serialisable");
         if let Err(e) = std::fs::write(path, text + "\n") {
@@ -141,7 +151,14 @@ mod tests {
     fn rejects_unknown_and_incomplete_flags() {
         assert!(args(&["--fast"]).unwrap_err().contains("unknown argument"));
         assert!(args(&["--json"]).unwrap_err().contains("needs a FILE"));
-        assert!(args(&["--only", "everything"]).unwrap_err().contains("unknown section"));
-        assert_eq!(args(&["--only", "decode"]).map(|a| a.only), Ok(Some("decode".into())));
+        assert!(
+            args(&["--only", "everything"])
+                .unwrap_err()
+                .contains("unknown section")
+        );
+        assert_eq!(
+            args(&["--only", "decode"]).map(|a| a.only),
+            Ok(Some("decode".into()))
+        );
     }
 }

@@ -34,6 +34,7 @@ extern crate alloc;
 
 mod layout;
 mod linear;
+mod matmul;
 mod rng;
 mod shape;
 mod v2;
@@ -487,6 +488,9 @@ impl Stream {
     }
 }
 
+/// Frames per block of prefill's output projection and MLP.
+const PROJECTION_BLOCK: usize = 32;
+
 fn first_non_finite(values: &[f32]) -> Option<usize> {
     values.iter().position(|v| !v.is_finite())
 }
@@ -737,8 +741,12 @@ impl<B: AttentionBackend> TemporalModel<B> {
         let mut x = frames.to_vec();
         let mut normed = vec![0.0; n * input_dim];
         let mut branch_in = vec![0.0; n * input_dim];
-        let mut projected = vec![0.0; input_dim];
-        let (mut mlp_normed, mut hidden) = (vec![0.0; input_dim], vec![0.0; mlp_hidden]);
+        // Wo and the MLP run over blocks of frames: big enough for the
+        // blocked kernel, small enough that the scratch stays a few KB
+        // (the firmware's heap budget) whatever `n` is.
+        let block = n.min(PROJECTION_BLOCK);
+        let mut projected = vec![0.0; block * input_dim];
+        let mut hidden = vec![0.0; block * mlp_hidden];
         for (layer, weights) in self.layers().enumerate() {
             for (x_t, h_t) in x
                 .chunks_exact(input_dim)
@@ -773,14 +781,31 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 Stage::Attention { layer },
                 0,
             )?;
-            for (t, row) in x.chunks_exact_mut(input_dim).enumerate() {
-                weights.wo.apply(attended.view().token(t), &mut projected);
-                row.iter_mut().zip(&projected).for_each(|(x, p)| *x += p);
+            let q_width = q_heads * d;
+            for (x_b, a_b) in x
+                .chunks_mut(block * input_dim)
+                .zip(attended.as_slice().chunks(block * q_width))
+            {
+                let rows = a_b.len() / q_width;
+                let projected = &mut projected[..rows * input_dim];
+                weights.wo.apply_many(a_b, rows, projected);
+                x_b.iter_mut().zip(&*projected).for_each(|(x, p)| *x += p);
             }
             check_stage(&x, input_dim, Stage::Output { layer }, 0)?;
             if let Some(mlp) = weights.mlp {
-                for row in x.chunks_exact_mut(input_dim) {
-                    mlp.add_to(row, &mut mlp_normed, &mut hidden, &mut projected);
+                // `normed` is free again: the attention branch has read it.
+                for (x_b, n_b) in x
+                    .chunks_mut(block * input_dim)
+                    .zip(normed.chunks_mut(block * input_dim))
+                {
+                    let rows = x_b.len() / input_dim;
+                    mlp.add_to_rows(
+                        x_b,
+                        rows,
+                        n_b,
+                        &mut hidden[..rows * mlp_hidden],
+                        &mut projected[..rows * input_dim],
+                    );
                 }
                 check_stage(&x, input_dim, Stage::Mlp { layer }, 0)?;
             }

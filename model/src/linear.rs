@@ -2,15 +2,17 @@
 //!
 //! Rows are accumulated in increasing order from 0.0, one multiply and one
 //! add per weight, so a trainer (or a test) that sums the same way gets
-//! the same bits.
+//! the same bits. The arithmetic is [`crate::matmul`]'s register-blocked
+//! kernel; one frame ([`Linear::apply`], streaming) and many
+//! ([`Linear::apply_rows`], prefill) run the same per-output sums.
 
 use alloc::vec;
 
 use aether_domain::Tensor;
-use aether_domain::numerics::axpy;
 
 use crate::ModelError;
 use crate::layout::MatrixSpan;
+use crate::matmul::matmul;
 
 /// A row-major `[rows][cols]` matrix borrowed from the model's weights.
 #[derive(Debug, Clone, Copy)]
@@ -30,11 +32,20 @@ impl<'w> Linear<'w> {
 
     /// `y = x·W`; the caller passes `rows` values in `x` and `cols` in `y`.
     pub(crate) fn apply(&self, x: &[f32], y: &mut [f32]) {
-        debug_assert_eq!(x.len() * self.cols, self.weights.len());
-        y.fill(0.0);
-        for (&xr, w) in x.iter().zip(self.weights.chunks_exact(self.cols)) {
-            axpy(y, xr, w);
-        }
+        matmul(x, 1, self.weights, x.len(), self.cols, y);
+    }
+
+    /// `y = x·W` for each of `n` rows of `x` (`n × rows` in, `n × cols`
+    /// out), every output overwritten.
+    pub(crate) fn apply_many(&self, x: &[f32], n: usize, y: &mut [f32]) {
+        matmul(
+            x,
+            n,
+            self.weights,
+            self.weights.len() / self.cols,
+            self.cols,
+            y,
+        );
     }
 
     /// Applies the projection to each of `n` rows of `x` and shapes the
@@ -46,11 +57,8 @@ impl<'w> Linear<'w> {
         heads: usize,
         dim: usize,
     ) -> Result<Tensor, ModelError> {
-        let rows = self.weights.len() / self.cols;
         let mut out = vec![0.0; n * self.cols];
-        for (x_row, y_row) in x.chunks_exact(rows).zip(out.chunks_exact_mut(self.cols)) {
-            self.apply(x_row, y_row);
-        }
+        self.apply_many(x, n, &mut out);
         Ok(Tensor::new(out, n, heads, dim)?)
     }
 }

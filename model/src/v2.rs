@@ -120,4 +120,44 @@ impl Mlp<'_> {
             *v += o + b;
         }
     }
+
+    /// [`add_to`](Self::add_to) for each of the `n` frames of `x` (`n × D`),
+    /// with scratch `normed` and `branch` of `n × D` and `hidden` of
+    /// `n × H`. Why: prefill then runs each projection once over all
+    /// frames (the blocked kernel's fast case) instead of once per
+    /// frame; every value is computed by the same operations as in
+    /// `add_to`, so prefill and streaming still agree bit for bit.
+    pub(crate) fn add_to_rows(
+        &self,
+        x: &mut [f32],
+        n: usize,
+        normed: &mut [f32],
+        hidden: &mut [f32],
+        branch: &mut [f32],
+    ) {
+        let width = self.up_bias.len();
+        let input_dim = x.len() / n.max(1);
+        for (x_t, h_t) in x
+            .chunks_exact(input_dim)
+            .zip(normed.chunks_exact_mut(input_dim))
+        {
+            self.norm.apply(x_t, h_t);
+        }
+        self.up.apply_many(normed, n, hidden);
+        for row in hidden.chunks_exact_mut(width) {
+            for (h, &b) in row.iter_mut().zip(self.up_bias) {
+                let v = *h + b;
+                *h = if v < 0.0 { 0.0 } else { v };
+            }
+        }
+        self.down.apply_many(hidden, n, branch);
+        for (x_t, o_t) in x
+            .chunks_exact_mut(input_dim)
+            .zip(branch.chunks_exact(input_dim))
+        {
+            for ((v, &o), &b) in x_t.iter_mut().zip(o_t).zip(self.down_bias) {
+                *v += o + b;
+            }
+        }
+    }
 }
