@@ -18,6 +18,7 @@ mod plot;
 mod prefill;
 mod report;
 mod timing;
+mod tracks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ static ALLOCATOR: alloc_counter::CountingAllocator = alloc_counter::CountingAllo
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
     quick: bool,
-    /// Run only this section (`prefill`, `decode`, `model`): a kernel change
+    /// Run only this section (`prefill`, `decode`, `model`, `tracks`): a kernel change
     /// needs its own section re-measured, not the whole suite.
     only: Option<String>,
     json: Option<PathBuf>,
@@ -40,7 +41,7 @@ const USAGE: &str =
     "usage: aether-bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]";
 
 /// The sections `--only` accepts, in the order a full run measures them.
-const SECTIONS: &[&str] = &["prefill", "decode", "model"];
+const SECTIONS: &[&str] = &["prefill", "decode", "model", "tracks"];
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
@@ -102,11 +103,19 @@ fn main() -> ExitCode {
     } else {
         model::Results::default()
     };
+    let threaded = if wanted("tracks") {
+        let threaded = tracks::run(tracks::Plan { quick: args.quick });
+        print!("{}", tracks::render(&threaded));
+        threaded
+    } else {
+        tracks::Results::default()
+    };
     if let Some(path) = &args.json {
         let mut rows = report::json(&results);
         if let serde_json::Value::Array(rows) = &mut rows {
             rows.extend(decode::json(&decoded));
             rows.extend(model::json(&modelled));
+            rows.extend(tracks::json(&threaded));
         }
         let text = serde_json::to_string_pretty(&rows).expect("serialisable");
         if let Err(e) = std::fs::write(path, text + "\n") {

@@ -25,8 +25,18 @@
 //! tracks.close(&42); // its cache is freed here
 //! assert_eq!(tracks.len(), 1);
 //! ```
+//!
+//! With the `std` feature, [`Tracks::step_many`] runs one step for each of
+//! many tracks on the current rayon thread pool. Why this is safe without
+//! locks or `unsafe`: a batch names each track at most once, so every
+//! worker gets its own `&mut KvCache` (split off the map by the borrow
+//! checker) and reads only the shared, immutable backend; the arithmetic
+//! of each step is exactly [`Tracks::step`]'s, so results do not depend on
+//! the thread count.
 
 use alloc::collections::BTreeMap;
+#[cfg(feature = "std")]
+use alloc::vec::Vec;
 
 use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
 
@@ -39,6 +49,11 @@ pub enum TrackError {
     /// A track with this id is already open.
     #[error("a track with this id is already open")]
     AlreadyOpen,
+    /// A batch of [`Tracks::step_many`] names this track more than once
+    /// (its steps would have to run in order; submit them in separate
+    /// batches).
+    #[error("a batch names this track more than once")]
+    RepeatedInBatch,
     /// The backend refused the step or the cache.
     #[error(transparent)]
     Attention(#[from] AttentionError),
@@ -136,6 +151,90 @@ impl<B: AttentionBackend, Id: Ord> Tracks<B, Id> {
     }
 }
 
+/// One track's step in a batch for [`Tracks::step_many`]: the track, its
+/// new token's q/k/v and where its output goes (`q_heads * head_dim`
+/// values).
+#[cfg(feature = "std")]
+#[derive(Debug)]
+pub struct TrackStep<'a, Id> {
+    /// The track.
+    pub id: Id,
+    /// The new token's query.
+    pub q: TensorView<'a>,
+    /// The new token's key.
+    pub k: TensorView<'a>,
+    /// The new token's value.
+    pub v: TensorView<'a>,
+    /// The output.
+    pub out: &'a mut [f32],
+}
+
+/// Steps per rayon task: a step is about a microsecond, so single steps
+/// would be dominated by the scheduler's work stealing.
+#[cfg(feature = "std")]
+const STEPS_PER_TASK: usize = 8;
+
+#[cfg(feature = "std")]
+impl<B, Id> Tracks<B, Id>
+where
+    B: AttentionBackend + Sync,
+    Id: Ord + Send + Sync,
+{
+    /// One step for each of `steps`, spread over the current rayon pool
+    /// (the global one, or the pool a caller entered with
+    /// `ThreadPool::install`). Result `i` is what [`step`](Self::step)
+    /// would return for `steps[i]`, and each track ends in the state the
+    /// serial steps would leave: tracks share no state, so the order in
+    /// which different tracks step does not matter.
+    ///
+    /// A track named more than once gets
+    /// [`TrackError::RepeatedInBatch`] for every one of its steps and is
+    /// not stepped; an id not open gets [`TrackError::UnknownTrack`].
+    pub fn step_many(&mut self, steps: &mut [TrackStep<'_, Id>]) -> Vec<Result<(), TrackError>> {
+        use rayon::prelude::*;
+
+        let mut results: Vec<Result<(), TrackError>> = steps.iter().map(|_| Ok(())).collect();
+        // Sort the steps by id and walk them alongside the (sorted) map,
+        // pairing each step with its own cache.
+        let mut order: Vec<(usize, &mut TrackStep<'_, Id>)> =
+            steps.iter_mut().enumerate().collect();
+        order.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        let mut work: Vec<(usize, &mut TrackStep<'_, Id>, &mut KvCache)> =
+            Vec::with_capacity(order.len());
+        let mut caches = self.caches.iter_mut().peekable();
+        let mut pending = order.into_iter().peekable();
+        while let Some((index, step)) = pending.next() {
+            if pending.peek().is_some_and(|(_, next)| next.id == step.id) {
+                results[index] = Err(TrackError::RepeatedInBatch);
+                while let Some((repeat, _)) = pending.next_if(|(_, next)| next.id == step.id) {
+                    results[repeat] = Err(TrackError::RepeatedInBatch);
+                }
+                continue;
+            }
+            while caches.next_if(|(id, _)| **id < step.id).is_some() {}
+            match caches.next_if(|(id, _)| **id == step.id) {
+                Some((_, cache)) => work.push((index, step, cache)),
+                None => results[index] = Err(TrackError::UnknownTrack),
+            }
+        }
+        let backend = &self.backend;
+        let outcomes: Vec<(usize, Result<(), TrackError>)> = work
+            .into_par_iter()
+            .with_min_len(STEPS_PER_TASK)
+            .map(|(index, step, cache)| {
+                let outcome = backend
+                    .step_into(step.q, step.k, step.v, cache, step.out)
+                    .map_err(TrackError::from);
+                (index, outcome)
+            })
+            .collect();
+        for (index, outcome) in outcomes {
+            results[index] = outcome;
+        }
+        results
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +314,105 @@ mod tests {
             Tracks::<_, u8>::new(Backend::from_config(config()).unwrap(), 0).unwrap_err(),
             AttentionError::ZeroCapacity
         );
+    }
+
+    /// Many tracks stepped in parallel batches end exactly where serial
+    /// steps leave them: the same outputs and the same caches, whatever
+    /// the thread count.
+    #[cfg(feature = "std")]
+    #[test]
+    fn parallel_batches_are_the_serial_steps() {
+        const TRACKS: u32 = 37;
+        let q_tokens: Vec<Vec<Tensor>> = (0..TRACKS)
+            .map(|id| (0..12).map(|t| token(id * 100 + t, 2)).collect())
+            .collect();
+        let kv_tokens: Vec<Vec<Tensor>> = (0..TRACKS)
+            .map(|id| (0..12).map(|t| token(id * 100 + 5000 + t, 1)).collect())
+            .collect();
+        let mut serial = Tracks::new(Backend::from_config(config()).unwrap(), 16).unwrap();
+        let mut serial_out = Vec::new();
+        for id in 0..TRACKS {
+            serial.open(id).unwrap();
+        }
+        for t in 0..12 {
+            for id in 0..TRACKS {
+                let mut out = alloc::vec![0.0; 16];
+                let (q, kv) = (&q_tokens[id as usize][t], &kv_tokens[id as usize][t]);
+                serial
+                    .step(&id, q.view(), kv.view(), kv.view(), &mut out)
+                    .unwrap();
+                serial_out.push(out);
+            }
+        }
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut parallel = Tracks::new(Backend::from_config(config()).unwrap(), 16).unwrap();
+            for id in 0..TRACKS {
+                parallel.open(id).unwrap();
+            }
+            let mut parallel_out = alloc::vec![alloc::vec![0.0f32; 16]; serial_out.len()];
+            for (t, outs) in parallel_out.chunks_mut(TRACKS as usize).enumerate() {
+                // Submitted in reverse id order: the batch order must not
+                // matter.
+                let mut batch: Vec<TrackStep<'_, u32>> = outs
+                    .iter_mut()
+                    .enumerate()
+                    .rev()
+                    .map(|(id, out)| TrackStep {
+                        id: id as u32,
+                        q: q_tokens[id][t].view(),
+                        k: kv_tokens[id][t].view(),
+                        v: kv_tokens[id][t].view(),
+                        out,
+                    })
+                    .collect();
+                let results = pool.install(|| parallel.step_many(&mut batch));
+                assert!(results.iter().all(Result::is_ok), "{results:?}");
+            }
+            assert_eq!(parallel_out, serial_out, "{threads} threads");
+            for id in 0..TRACKS {
+                assert!(
+                    parallel.cache(&id) == serial.cache(&id),
+                    "{threads} threads: track {id}'s cache"
+                );
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_batch_refuses_unknown_and_repeated_tracks_only() {
+        let mut tracks = Tracks::new(Backend::from_config(config()).unwrap(), 8).unwrap();
+        tracks.open(1u32).unwrap();
+        tracks.open(2u32).unwrap();
+        let (q, kv) = (token(1, 2), token(2, 1));
+        let mut outs = [[0.0f32; 16]; 4];
+        let [a, b, c, d] = &mut outs;
+        let mut batch = [1u32, 9, 2, 1]
+            .into_iter()
+            .zip([a, b, c, d])
+            .map(|(id, out)| TrackStep {
+                id,
+                q: q.view(),
+                k: kv.view(),
+                v: kv.view(),
+                out: &mut out[..],
+            })
+            .collect::<Vec<_>>();
+        let results = tracks.step_many(&mut batch);
+        assert_eq!(
+            results,
+            [
+                Err(TrackError::RepeatedInBatch),
+                Err(TrackError::UnknownTrack),
+                Ok(()),
+                Err(TrackError::RepeatedInBatch)
+            ]
+        );
+        assert_eq!(tracks.cache(&1).unwrap().len(), 0);
+        assert_eq!(tracks.cache(&2).unwrap().len(), 1);
     }
 }
