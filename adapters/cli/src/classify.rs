@@ -7,7 +7,9 @@
 //!
 //! Prefill mode reads every frame, then prints one result per segment (all
 //! frames by default; `--segment N` cuts consecutive segments of N frames,
-//! hop N, keeping the last partial one). `--stream` reads one line at a
+//! hop N, keeping the last partial one; `--chunk N` classifies N segments
+//! at a time in parallel and prints exactly what the serial run prints).
+//! `--stream` reads one line at a
 //! time and feeds each frame through one KV cache per layer, as the
 //! firmware does, printing and flushing the result before it reads the
 //! next line — so a consumer of a pipe that never closes sees every
@@ -94,6 +96,13 @@ pub(crate) struct ClassifyArgs {
     /// --stream the stream restarts at every segment. (Formerly --window.)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     segment: Option<u32>,
+    /// Classify up to N segments at once, in parallel over every core
+    /// (prefill with --segment). The output is the serial run's, row for
+    /// row and bit for bit: each segment is still one prefill, and results
+    /// are printed in segment order, up to the first failing segment.
+    #[arg(long, value_name = "N", requires = "segment", conflicts_with = "stream",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    chunk: Option<u32>,
     /// The old name of --segment: recognised only to say so.
     #[arg(
         long = "window",
@@ -224,6 +233,7 @@ pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliErr
         config_origin: &origin,
         head: &head,
         segment: args.segment.map(|n| n as usize),
+        chunk: args.chunk.map_or(1, |n| n as usize),
     };
     // clap requires one of --frames and --csi, so the fallback never runs.
     let frames = args.frames.as_deref().unwrap_or_else(|| Path::new("-"));
@@ -250,6 +260,54 @@ pub(crate) fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliErr
         }
         None => run.prefill(args, frames, &mut output),
     }
+}
+
+/// The logits of each of `spans` (one prefill each), in order; spread over
+/// up to every core when there is more than one. Why scoped threads and
+/// not a pool: a segment is a whole prefill (milliseconds), so starting a
+/// thread per core per `--chunk` batch costs nothing measurable, and the
+/// threads only share the read-only model.
+fn classify_all<'f>(
+    model: &Model,
+    spans: impl Iterator<Item = &'f [f32]>,
+) -> Vec<Result<Vec<f32>, ModelError>> {
+    let spans: Vec<&[f32]> = spans.collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(spans.len());
+    if threads <= 1 {
+        return spans.into_iter().map(|span| model.classify(span)).collect();
+    }
+    // Thread t takes segments t, t + threads, ...: neighbouring segments
+    // cost the same, so each thread gets an equal share.
+    let mut results: Vec<Option<Result<Vec<f32>, ModelError>>> =
+        spans.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let spans = &spans;
+                scope.spawn(move || {
+                    spans
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, span)| (i, model.classify(span)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A worker only panics if the model does; pass that on.
+            let done = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, result) in done {
+                results[i] = Some(result);
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
 }
 
 /// Where a stream's frames come from: a frames CSV or a raw CSI log.
@@ -304,6 +362,8 @@ struct Run<'a> {
     /// The head config, described.
     head: &'a str,
     segment: Option<usize>,
+    /// Segments classified at once (`--chunk`; 1 is serial).
+    chunk: usize,
 }
 
 impl Run<'_> {
@@ -350,21 +410,28 @@ impl Run<'_> {
             output,
             &format!("{n} frames from {frames_name}; {mode}; frames are numbered from 0"),
         )?;
-        for (index, start) in (0..n).step_by(segment).enumerate() {
-            let end = (start + segment).min(n);
-            let logits = self.model.classify(frames.span(start..end)).map_err(|e| {
-                // The model numbers frames within the span it was given.
-                let at = start + e.frame().unwrap_or(0);
-                self.frame_error(&frames_name, frames.line(at), at, e)
-            })?;
-            output.row(&Row {
-                segment: index,
-                first_frame: start,
-                last_frame: end - 1,
-                line: frames.line(end - 1),
-                logits: &logits,
-                streaming: false,
-            })?;
+        let starts: Vec<usize> = (0..n).step_by(segment).collect();
+        let spans = |start: usize| start..(start + segment).min(n);
+        for (batch, group) in starts.chunks(self.chunk).enumerate() {
+            let mut results =
+                classify_all(self.model, group.iter().map(|&s| frames.span(spans(s))));
+            for (offset, (&start, logits)) in group.iter().zip(results.drain(..)).enumerate() {
+                let index = batch * self.chunk + offset;
+                let end = spans(start).end;
+                let logits = logits.map_err(|e| {
+                    // The model numbers frames within the span it was given.
+                    let at = start + e.frame().unwrap_or(0);
+                    self.frame_error(&frames_name, frames.line(at), at, e)
+                })?;
+                output.row(&Row {
+                    segment: index,
+                    first_frame: start,
+                    last_frame: end - 1,
+                    line: frames.line(end - 1),
+                    logits: &logits,
+                    streaming: false,
+                })?;
+            }
         }
         Ok(())
     }
