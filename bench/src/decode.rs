@@ -549,7 +549,10 @@ pub(crate) fn render(results: &Results) -> String {
                     dtype_name(dtype),
                     t,
                     num(ours, 3),
-                    cell(ratio(ours, find(results, shape.name, first, "sparse", dtype))),
+                    cell(ratio(
+                        ours,
+                        find(results, shape.name, first, "sparse", dtype)
+                    )),
                     num(candidates(results, shape.name, t), 1),
                     num(ns_per_candidate(results, shape.name, t, dtype), 2),
                     cell(ratio(
@@ -790,7 +793,9 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("A-mqa  f32") && l.contains("16384"))
             .unwrap_or_else(|| panic!("no row in {text}"));
-        for cell in ["0.600", "1.20x", "50.0", "12.00", "0.96x", "0.440", "1.10x", "6.000", "10.00x"] {
+        for cell in [
+            "0.600", "1.20x", "50.0", "12.00", "0.96x", "0.440", "1.10x", "6.000", "10.00x",
+        ] {
             assert!(row.contains(cell), "{cell} missing from {row}");
         }
     }
