@@ -510,3 +510,26 @@ fn the_convolution_reads_only_the_last_k_frames() {
     conv.apply(&[0.5, 0.5, 0.5], |_| None, &mut out);
     assert_eq!(out, [0.5, 1.0, 1.5]);
 }
+
+#[test]
+fn first_non_finite_finds_the_first_bad_value_in_any_chunk() {
+    let mut values = vec![1.5_f32; 200];
+    assert_eq!(first_non_finite(&values), None);
+    // Subnormals, zeros and the largest finite value are finite.
+    values[3] = f32::MIN_POSITIVE / 2.0;
+    values[4] = -0.0;
+    values[5] = f32::MAX;
+    assert_eq!(first_non_finite(&values), None);
+    for (index, bad) in [
+        (0, f32::NAN),
+        (63, f32::INFINITY),
+        (64, f32::NEG_INFINITY),
+        (199, f32::NAN),
+    ] {
+        let mut v = values.clone();
+        v[index] = bad;
+        // A later bad value never hides an earlier one.
+        v[199.min(index + 70)] = f32::NAN;
+        assert_eq!(first_non_finite(&v), Some(index), "{bad} at {index}");
+    }
+}
