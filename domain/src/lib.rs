@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod cache;
 pub mod check;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod f16_conv;
 pub mod numerics;
