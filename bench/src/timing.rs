@@ -39,13 +39,19 @@ pub(crate) fn median_seconds(reps: Repetitions, mut timed: impl FnMut() -> f64) 
     for _ in 0..reps.warm_up {
         black_box(timed());
     }
-    let mut seconds: Vec<f64> = (0..reps.measured.max(1)).map(|_| timed()).collect();
-    seconds.sort_by(f64::total_cmp);
-    let mid = seconds.len() / 2;
-    if seconds.len().is_multiple_of(2) {
-        (seconds[mid - 1] + seconds[mid]) / 2.0
+    median((0..reps.measured.max(1)).map(|_| timed()).collect())
+}
+
+/// The median of `values` (the mean of the middle two for an even
+/// count): for measurements taken interleaved, where each series is
+/// collected first and summarised after.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
     } else {
-        seconds[mid]
+        values[mid]
     }
 }
 

@@ -20,7 +20,7 @@ use aether_engine::tracks::{TrackStep, Tracks};
 use serde_json::{Value, json};
 
 use crate::inputs::random;
-use crate::timing::Repetitions;
+use crate::timing::{self, Repetitions};
 
 const Q_HEADS: usize = 4;
 const KV_HEADS: usize = 1;
@@ -149,17 +149,6 @@ fn bytes_per_step(candidates: f64) -> f64 {
     candidates * 2.0 * kv_row + 2.0 * kv_row + 2.0 * q_row
 }
 
-/// Median of the measured seconds.
-fn median(mut seconds: Vec<f64>) -> f64 {
-    seconds.sort_by(f64::total_cmp);
-    let mid = seconds.len() / 2;
-    if seconds.len().is_multiple_of(2) {
-        (seconds[mid - 1] + seconds[mid]) / 2.0
-    } else {
-        seconds[mid]
-    }
-}
-
 /// Runs the section.
 pub(crate) fn run(plan: Plan) -> Results {
     let (n_tracks, tokens) = plan.size();
@@ -233,13 +222,13 @@ pub(crate) fn run(plan: Plan) -> Results {
     let mut runs = vec![Throughput {
         threads: 1,
         method: "step",
-        steps_per_s: steps / median(serial),
+        steps_per_s: steps / timing::median(serial),
     }];
     for ((threads, _), seconds) in pools.iter().zip(parallel) {
         runs.push(Throughput {
             threads: *threads,
             method: "step_many",
-            steps_per_s: steps / median(seconds),
+            steps_per_s: steps / timing::median(seconds),
         });
     }
     for r in &runs {
