@@ -6,7 +6,7 @@
 //! names, layouts and metadata are `docs/safetensors.md`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aether_rvne::{ElementType, RvneBlob};
 use aether_safetensors::Dtype;
@@ -14,6 +14,7 @@ use clap::Args;
 
 use crate::error::CliError;
 use crate::runtime::read_blob;
+use crate::runtime::refuse_overwrite;
 
 /// Arguments of `aether export`.
 #[derive(Debug, Args)]
@@ -112,15 +113,6 @@ pub(crate) fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<(), CliEr
         crate::runtime::describe_shape(blob.header()),
         blob.as_bytes().len()
     )?;
-    Ok(())
-}
-
-fn refuse_overwrite(path: &Path, force: bool) -> Result<(), CliError> {
-    if path.exists() && !force {
-        return Err(CliError::Exists {
-            path: path.to_path_buf(),
-        });
-    }
     Ok(())
 }
 

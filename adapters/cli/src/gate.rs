@@ -27,7 +27,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::error::CliError;
-use crate::runtime::{Model, backend_name, with_backend};
+use crate::runtime::{Model, backend_name, refuse_overwrite, with_backend};
 use crate::train::{SetupArgs, head_config, load, percent, with_bar};
 
 /// Largest relative difference of the final training losses, in percent.
@@ -185,11 +185,8 @@ struct Report<'a> {
 /// Trains both models, measures, prints the table, writes the report, and
 /// fails with [`CliError::Gate`] when a criterion does.
 pub(crate) fn run(args: &GateArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    if let Some(path) = &args.json
-        && path.exists()
-        && !args.force
-    {
-        return Err(CliError::Exists { path: path.clone() });
+    if let Some(path) = &args.json {
+        refuse_overwrite(path, args.force)?;
     }
     let setup = &args.setup;
     let head = head_config(setup.config.as_deref())?;

@@ -17,6 +17,7 @@ use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::report::thousands;
 use crate::runtime::describe_shape;
+use crate::runtime::refuse_overwrite;
 
 /// Arguments of `aether init`.
 #[derive(Debug, Args)]
@@ -135,11 +136,7 @@ pub(crate) fn run(args: &InitArgs, out: &mut dyn Write) -> Result<(), CliError> 
         out.write_all(blob.as_bytes())?;
         return Ok(());
     }
-    if args.out.exists() && !args.force {
-        return Err(CliError::Exists {
-            path: args.out.clone(),
-        });
-    }
+    refuse_overwrite(&args.out, args.force)?;
     blob.write_file(&args.out).map_err(CliError::Blob)?;
 
     let view = blob.view();

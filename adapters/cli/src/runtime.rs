@@ -200,6 +200,42 @@ pub(crate) fn describe_shape(header: Header) -> String {
     )
 }
 
+/// `Exists` when `path` is there and `--force` was not given: every
+/// command that writes a file refuses to overwrite one by default.
+pub(crate) fn refuse_overwrite(path: &Path, force: bool) -> Result<(), CliError> {
+    if path.exists() && !force {
+        return Err(CliError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path`, or to `out` when there is no path or it is
+/// `-`. Returns the path written, so the caller can report it (a report
+/// on standard output would corrupt text written there).
+pub(crate) fn write_text<'p>(
+    out: &mut dyn std::io::Write,
+    path: Option<&'p Path>,
+    force: bool,
+    text: &str,
+) -> Result<Option<&'p Path>, CliError> {
+    match path.filter(|path| !is_stdin(path)) {
+        None => {
+            out.write_all(text.as_bytes())?;
+            Ok(None)
+        }
+        Some(path) => {
+            refuse_overwrite(path, force)?;
+            std::fs::write(path, text).map_err(|source| CliError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(Some(path))
+        }
+    }
+}
+
 /// The model version and, for version 2, its options
 /// (`docs/model.md`), as `inspect` and `demo` print them: the shape alone
 /// no longer says which model a blob holds.

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use aether_dataset::{csv, synthetic};
 use clap::Args;
 
-use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::init::parse_seed;
+use crate::runtime::write_text;
 use crate::scene::{FEATURES, Scene};
 
 /// Arguments of `aether synth`.
@@ -75,20 +75,8 @@ pub(crate) fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<(), CliError>
         );
         (String::from_utf8_lossy(&text).into_owned(), summary)
     };
-    match args.out.as_deref().filter(|path| !is_stdin(path)) {
-        None => out.write_all(text.as_bytes())?,
-        Some(path) => {
-            if path.exists() && !args.force {
-                return Err(CliError::Exists {
-                    path: path.to_path_buf(),
-                });
-            }
-            std::fs::write(path, &text).map_err(|source| CliError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            writeln!(out, "wrote {}: {summary}", path.display())?;
-        }
+    if let Some(path) = write_text(out, args.out.as_deref(), args.force, &text)? {
+        writeln!(out, "wrote {}: {summary}", path.display())?;
     }
     Ok(())
 }

@@ -19,9 +19,9 @@ use aether_csi::LogFormat;
 use aether_csi::sim::{Activity, SimConfig, generate, write_log};
 use clap::{Args, ValueEnum};
 
-use crate::csv::is_stdin;
 use crate::error::CliError;
 use crate::init::parse_seed;
+use crate::runtime::write_text;
 
 /// The longest capture written. The generator builds the whole log in
 /// memory (about 1 MB per second of HT20 at 100 Hz), so an hour would
@@ -191,27 +191,15 @@ pub(crate) fn run(args: &SynthCsiArgs, out: &mut dyn Write) -> Result<(), CliErr
     };
     let packets = generate(&config);
     let log = write_log(&packets, format);
-    match args.out.as_deref().filter(|path| !is_stdin(path)) {
-        None => out.write_all(log.as_bytes())?,
-        Some(path) => {
-            if path.exists() && !args.force {
-                return Err(CliError::Exists {
-                    path: path.to_path_buf(),
-                });
-            }
-            std::fs::write(path, &log).map_err(|source| CliError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            writeln!(
-                out,
-                "wrote {}: {} packets over {} s, {} lines",
-                path.display(),
-                packets.len(),
-                args.seconds,
-                log.lines().count()
-            )?;
-        }
+    if let Some(path) = write_text(out, args.out.as_deref(), args.force, &log)? {
+        writeln!(
+            out,
+            "wrote {}: {} packets over {} s, {} lines",
+            path.display(),
+            packets.len(),
+            args.seconds,
+            log.lines().count()
+        )?;
     }
     Ok(())
 }

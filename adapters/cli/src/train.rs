@@ -27,6 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::CliError;
 use crate::init::parse_seed;
+use crate::runtime::refuse_overwrite;
 use crate::sidecar::{self, FORMAT, Sidecar};
 
 /// Arguments of `aether train`.
@@ -145,9 +146,7 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
         .into_iter()
         .flatten()
     {
-        if path.exists() && !args.force {
-            return Err(CliError::Exists { path: path.clone() });
-        }
+        refuse_overwrite(path, args.force)?;
     }
     let setup = &args.setup;
     let head = head_config(setup.config.as_deref())?;
