@@ -198,7 +198,12 @@ where
         // pairing each step with its own cache.
         let mut order: Vec<(usize, &mut TrackStep<'_, Id>)> =
             steps.iter_mut().enumerate().collect();
-        order.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        // Callers that keep their batch in id order (one step per track
+        // per round, say) skip the sort's O(n log n) on the one thread
+        // that runs before the pool gets any work.
+        if !order.is_sorted_by(|a, b| a.1.id <= b.1.id) {
+            order.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        }
         let mut work: Vec<(usize, &mut TrackStep<'_, Id>, &mut KvCache)> =
             Vec::with_capacity(order.len());
         let mut caches = self.caches.iter_mut().peekable();
