@@ -169,10 +169,10 @@ pub struct TrackStep<'a, Id> {
     pub out: &'a mut [f32],
 }
 
-/// Steps per rayon task: a step is about a microsecond, so single steps
-/// would be dominated by the scheduler's work stealing.
+/// One step of a batch paired with its track's cache: the step's index
+/// in the batch, the step, the cache.
 #[cfg(feature = "std")]
-const STEPS_PER_TASK: usize = 8;
+type Work<'s, 'a, Id> = (usize, &'s mut TrackStep<'a, Id>, &'s mut KvCache);
 
 #[cfg(feature = "std")]
 impl<B, Id> Tracks<B, Id>
@@ -191,7 +191,7 @@ where
     /// [`TrackError::RepeatedInBatch`] for every one of its steps and is
     /// not stepped; an id not open gets [`TrackError::UnknownTrack`].
     pub fn step_many(&mut self, steps: &mut [TrackStep<'_, Id>]) -> Vec<Result<(), TrackError>> {
-        use rayon::prelude::*;
+        use std::sync::{Mutex, PoisonError};
 
         let mut results: Vec<Result<(), TrackError>> = steps.iter().map(|_| Ok(())).collect();
         // Sort the steps by id and walk them alongside the (sorted) map,
@@ -204,7 +204,7 @@ where
         if !order.is_sorted_by(|a, b| a.1.id <= b.1.id) {
             order.sort_by(|a, b| a.1.id.cmp(&b.1.id));
         }
-        let mut work: Vec<(usize, &mut TrackStep<'_, Id>, &mut KvCache)> =
+        let mut work: Vec<Work<'_, '_, Id>> =
             Vec::with_capacity(order.len());
         let mut caches = self.caches.iter_mut().peekable();
         let mut pending = order.into_iter().peekable();
@@ -223,16 +223,37 @@ where
             }
         }
         let backend = &self.backend;
-        let outcomes: Vec<(usize, Result<(), TrackError>)> = work
-            .into_par_iter()
-            .with_min_len(STEPS_PER_TASK)
-            .map(|(index, step, cache)| {
-                let outcome = backend
-                    .step_into(step.q, step.k, step.v, cache, step.out)
-                    .map_err(TrackError::from);
-                (index, outcome)
-            })
-            .collect();
+        // Contiguous shares of the id-sorted batch, share `i` on pool
+        // thread `i` (`broadcast`, not work stealing). Why: a track's
+        // newest rows, which every step reads, stay in the caches of the
+        // core that stepped it last; when the same tracks step round after
+        // round, each keeps landing on the same thread, whereas stolen
+        // work moves them between cores every round (measured on a 2-vCPU
+        // VM whose cores share no cache: 1.48x with work stealing; see
+        // `docs/performance.md`). Each share sits behind its own
+        // uncontended mutex: that is how one `Fn` closure run on every
+        // thread hands each of them `&mut` access to a different share
+        // without `unsafe`.
+        let threads = rayon::current_num_threads().max(1);
+        let share = work.len().div_ceil(threads).max(1);
+        let shares: Vec<Mutex<&mut [Work<'_, '_, Id>]>> =
+            work.chunks_mut(share).map(Mutex::new).collect();
+        let outcomes: Vec<Vec<(usize, Result<(), TrackError>)>> = rayon::broadcast(|context| {
+            let Some(share) = shares.get(context.index()) else {
+                return Vec::new();
+            };
+            let mut share = share.lock().unwrap_or_else(PoisonError::into_inner);
+            share
+                .iter_mut()
+                .map(|(index, step, cache)| {
+                    let outcome = backend
+                        .step_into(step.q, step.k, step.v, cache, step.out)
+                        .map_err(TrackError::from);
+                    (*index, outcome)
+                })
+                .collect()
+        });
+        let outcomes = outcomes.into_iter().flatten();
         for (index, outcome) in outcomes {
             results[index] = outcome;
         }
@@ -360,12 +381,11 @@ mod tests {
             }
             let mut parallel_out = alloc::vec![alloc::vec![0.0f32; 16]; serial_out.len()];
             for (t, outs) in parallel_out.chunks_mut(TRACKS as usize).enumerate() {
-                // Submitted in reverse id order: the batch order must not
-                // matter.
+                // Submitted in id order (no sort) on odd rounds and in
+                // reverse on even ones: the batch order must not matter.
                 let mut batch: Vec<TrackStep<'_, u32>> = outs
                     .iter_mut()
                     .enumerate()
-                    .rev()
                     .map(|(id, out)| TrackStep {
                         id: id as u32,
                         q: q_tokens[id][t].view(),
@@ -374,6 +394,9 @@ mod tests {
                         out,
                     })
                     .collect();
+                if t % 2 == 0 {
+                    batch.reverse();
+                }
                 let results = pool.install(|| parallel.step_many(&mut batch));
                 assert!(results.iter().all(Result::is_ok), "{results:?}");
             }
