@@ -204,8 +204,7 @@ where
         if !order.is_sorted_by(|a, b| a.1.id <= b.1.id) {
             order.sort_by(|a, b| a.1.id.cmp(&b.1.id));
         }
-        let mut work: Vec<Work<'_, '_, Id>> =
-            Vec::with_capacity(order.len());
+        let mut work: Vec<Work<'_, '_, Id>> = Vec::with_capacity(order.len());
         let mut caches = self.caches.iter_mut().peekable();
         let mut pending = order.into_iter().peekable();
         while let Some((index, step)) = pending.next() {
