@@ -29,11 +29,12 @@ const HEAD_DIM: usize = 32;
 const POOL: usize = 64;
 /// Rounds (one step per track) per timed repetition.
 const ROUNDS: usize = 3;
-/// Untimed rounds each method runs before its timed ones. Why: the methods alternate, and a track's newest rows (its window,
-// read by every step) sit in the caches of the core that last stepped
-// it; on a machine whose cores do not share a last-level cache (a VM's
-// vCPUs on two chiplets, say) the first round after a switch pays for
-/// moving them, which a host that keeps one method never does.
+/// Untimed rounds each method runs before its timed ones. Why: the
+/// methods alternate, and a track's newest rows (its window, read by
+/// every step) sit in the caches of the core that last stepped it; on a
+/// machine whose cores do not share a last-level cache (a VM's vCPUs on
+/// two chiplets, say) the first round after a switch pays for moving
+/// them, which a host that keeps one method never does.
 const SETTLE: usize = 1;
 
 /// How the section runs.
