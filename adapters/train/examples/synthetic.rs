@@ -3,7 +3,8 @@
 //! the numbers in `docs/training.md`.
 //!
 //! `cargo run --release -p aether-train --example synthetic [-- KEY=VALUE ...]`
-//! with keys `epochs`, `batch`, `lr`, `wd`, `seed`, `per_class`,
+//! with keys `epochs`, `batch`, `lr`, `wd`, `seed`, `per_class`, the
+//! shape (`layers`, `q_heads`, `head_dim`, and the sparse `window`),
 //! `data` (default|hard), `backend` (sparse|dense), `model` (0|1),
 //! `baselines` (0|1), and the version-2 options of `docs/model.md`:
 //! `norm` (none|layer|rms), `conv` (taps K: 0 off, else ≥ 2), `mlp`
@@ -62,6 +63,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "wd" => s.weight_decay = value.parse()?,
             "seed" => s.seed = value.parse()?,
             "per_class" => per_class = value.parse()?,
+            "layers" => config.n_layers = value.parse()?,
+            "q_heads" => config.head.q_heads = value.parse()?,
+            "head_dim" => config.head.head_dim = value.parse()?,
+            "window" => config.head.window = value.parse()?,
             "baselines" => run_baselines = value == "1",
             "model" => run_model = value == "1",
             "ablation" => ablation = value == "1",
