@@ -178,7 +178,8 @@ const fn blob_code(error: &RvneError) -> i32 {
         | RvneError::GroupRatio { .. }
         | RvneError::NoLayers
         | RvneError::TooFewClasses { .. }
-        | RvneError::ConvTaps => RUV_TEMPORAL_ERR_INVALID_ARG,
+        | RvneError::ConvTaps
+        | RvneError::OptionRange { .. } => RUV_TEMPORAL_ERR_INVALID_ARG,
         _ => RUV_TEMPORAL_FAIL,
     }
 }

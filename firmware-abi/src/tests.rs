@@ -128,6 +128,9 @@ fn a_version_2_blob_classifies_like_the_model() {
             norm: aether_model::Norm::Rms,
             conv_taps: 3,
             mlp_hidden: 8,
+            centre_shift: 7,
+            centre_gain_log2: 3,
+            pool_shift: 6,
         },
         ..aether_model::ModelShape::DEFAULT_AETHER
     };

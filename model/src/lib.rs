@@ -51,7 +51,7 @@ pub use crate::weights::{ModelWeights, WeightsError};
 use aether_domain::{AttentionBackend, AttentionError, KvCache, TensorView};
 
 use crate::linear::Linear;
-use crate::v2::{Conv, Mlp, NormWeights};
+use crate::v2::{Centring, Conv, Mlp, NormWeights, RunningMean};
 
 /// Why the model refused a call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -467,6 +467,15 @@ pub struct Stream {
     /// known to be finite, so a failed push leaves the caller's buffer as
     /// it was.
     logits: Vec<f32>,
+    /// Input centring's running mean of the frames pushed so far (`D`;
+    /// empty without centring), and this push's next value, committed
+    /// only when the push succeeds.
+    centre: Vec<f32>,
+    centre_next: Vec<f32>,
+    /// The pooled readout's running mean of the final rows (`D`; empty
+    /// without pooling), and this push's next value, committed likewise.
+    pool: Vec<f32>,
+    pool_next: Vec<f32>,
 }
 
 impl Stream {
@@ -619,6 +628,17 @@ impl<B: AttentionBackend> TemporalModel<B> {
         }
     }
 
+    /// Input centring, when the options turn it on.
+    fn centring(&self) -> Option<Centring> {
+        let options = self.weights.shape().options;
+        Centring::new(options.centre_shift, options.centre_gain_log2)
+    }
+
+    /// The pooled readout's running mean, when the options turn it on.
+    fn pooling(&self) -> Option<RunningMean> {
+        RunningMean::new(self.weights.shape().options.pool_shift)
+    }
+
     /// Every layer's projections, first to last.
     fn layers(&self) -> impl Iterator<Item = Layer<'_>> {
         (0..self.n_layers()).map(|layer| self.layer(layer))
@@ -741,14 +761,24 @@ impl<B: AttentionBackend> TemporalModel<B> {
     }
 
     /// The classifier's input for `n` checked frames: the last frame's row
-    /// after the last layer and the final norm.
+    /// after the last layer and the final norm, or with a pooled readout
+    /// the running mean of every frame's such row.
     fn embedding(&self, frames: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
         let input_dim = self.input_dim();
         let x = self.layers_forward(frames, n)?;
         let mut embedding = vec![0.0; input_dim];
-        self.final_norm()
-            .apply(&x[(n - 1) * input_dim..], &mut embedding);
-        check_stage(&embedding, input_dim, Stage::FinalNorm, n - 1)?;
+        let Some(pool) = self.pooling() else {
+            self.final_norm()
+                .apply(&x[(n - 1) * input_dim..], &mut embedding);
+            check_stage(&embedding, input_dim, Stage::FinalNorm, n - 1)?;
+            return Ok(embedding);
+        };
+        let mut row = vec![0.0; input_dim];
+        for (t, x_t) in x.chunks_exact(input_dim).enumerate() {
+            self.final_norm().apply(x_t, &mut row);
+            check_stage(&row, input_dim, Stage::FinalNorm, t)?;
+            pool.advance(t == 0, &mut embedding, &row);
+        }
         Ok(embedding)
     }
 
@@ -760,6 +790,10 @@ impl<B: AttentionBackend> TemporalModel<B> {
         let input_dim = self.input_dim();
         let mlp_hidden = self.weights.shape().options.mlp_hidden;
         let mut x = frames.to_vec();
+        if let Some(centring) = self.centring() {
+            // An overflow of `x − m` shows up in layer 0's norm check.
+            centring.apply_rows(&mut x, &mut vec![0.0; input_dim]);
+        }
         let mut normed = vec![0.0; n * input_dim];
         let mut branch_in = vec![0.0; n * input_dim];
         // Wo and the MLP run over blocks of frames: big enough for the
@@ -878,6 +912,10 @@ impl<B: AttentionBackend> TemporalModel<B> {
             attended: vec![0.0; q_len],
             projected: vec![0.0; self.input_dim()],
             logits: vec![0.0; self.n_classes()],
+            centre: vec![0.0; if options.centre_shift > 0 { d } else { 0 }],
+            centre_next: vec![0.0; if options.centre_shift > 0 { d } else { 0 }],
+            pool: vec![0.0; if options.pool_shift > 0 { d } else { 0 }],
+            pool_next: vec![0.0; if options.pool_shift > 0 { d } else { 0 }],
         })
     }
 
@@ -905,6 +943,10 @@ impl<B: AttentionBackend> TemporalModel<B> {
             && stream.k.len() == kv_len
             && stream.v.len() == kv_len
             && stream.logits.len() == self.n_classes()
+            && stream.centre.len() == stream.centre_next.len()
+            && stream.centre.len() == if options.centre_shift > 0 { d } else { 0 }
+            && stream.pool.len() == stream.pool_next.len()
+            && stream.pool.len() == if options.pool_shift > 0 { d } else { 0 }
     }
 
     /// Streaming: appends one frame (`D` values) and writes the logits of
@@ -974,6 +1016,9 @@ impl<B: AttentionBackend> TemporalModel<B> {
                 ring[slot * d..(slot + 1) * d].copy_from_slice(frame);
             }
         }
+        // And its running means replace the old ones (empty when off).
+        stream.centre.copy_from_slice(&stream.centre_next);
+        stream.pool.copy_from_slice(&stream.pool_next);
         logits.copy_from_slice(&stream.logits);
         Ok(())
     }
@@ -988,6 +1033,13 @@ impl<B: AttentionBackend> TemporalModel<B> {
         // The frame's position: numbering as in prefill.
         let frame = stream.len();
         let ring_frames = self.weights.shape().options.conv_taps.saturating_sub(1);
+        if let Some(centring) = self.centring() {
+            let previous = (frame > 0).then_some(stream.centre.as_slice());
+            centring
+                .mean
+                .next(previous, &stream.x, &mut stream.centre_next);
+            centring.apply(&stream.centre_next, &mut stream.x);
+        }
         for (layer, weights) in self.layers().enumerate() {
             weights.norm1.apply(&stream.x, &mut stream.normed);
             check_stage(&stream.normed, input_dim, Stage::Norm { layer }, frame)?;
@@ -1056,7 +1108,15 @@ impl<B: AttentionBackend> TemporalModel<B> {
         }
         self.final_norm().apply(&stream.x, &mut stream.normed);
         check_stage(&stream.normed, input_dim, Stage::FinalNorm, frame)?;
-        self.classifier().apply(&stream.normed, &mut stream.logits);
+        let readout = match self.pooling() {
+            Some(pool) => {
+                let previous = (frame > 0).then_some(stream.pool.as_slice());
+                pool.next(previous, &stream.normed, &mut stream.pool_next);
+                &stream.pool_next
+            }
+            None => &stream.normed,
+        };
+        self.classifier().apply(readout, &mut stream.logits);
         check_stage(
             &stream.logits,
             stream.logits.len(),

@@ -265,6 +265,7 @@ mod tests {
                 norm: Norm::Layer,
                 conv_taps: 0,
                 mlp_hidden: 13,
+                ..ModelOptions::V1
             },
             ..ModelShape::DEFAULT_AETHER
         };

@@ -30,6 +30,18 @@ pub struct ModelOptions {
     pub conv_taps: usize,
     /// Hidden width of the per-layer ReLU MLP; 0 is off.
     pub mlp_hidden: usize,
+    /// Input centring's rate: each frame minus a running mean of the
+    /// frames so far with weight `2^−centre_shift` on the newest; 0 is
+    /// off, otherwise at most [`ModelOptions::MAX_SHIFT`].
+    pub centre_shift: usize,
+    /// The centred input's gain, `2^centre_gain_log2`; 0 (gain 1) when
+    /// centring is off, at most [`ModelOptions::MAX_GAIN_LOG2`].
+    pub centre_gain_log2: usize,
+    /// Pooled readout's rate: the classifier reads a running mean of
+    /// every frame's final row with weight `2^−pool_shift` on the newest;
+    /// 0 reads the last frame's row alone (version 1), otherwise at most
+    /// [`ModelOptions::MAX_SHIFT`].
+    pub pool_shift: usize,
 }
 
 impl ModelOptions {
@@ -38,12 +50,60 @@ impl ModelOptions {
         norm: Norm::None,
         conv_taps: 0,
         mlp_hidden: 0,
+        centre_shift: 0,
+        centre_gain_log2: 0,
+        pool_shift: 0,
     };
+
+    /// The largest rate shift: `1 − 2^−24` is the last weight below 1
+    /// that an f32 holds, so a larger shift would freeze the mean.
+    pub const MAX_SHIFT: usize = 24;
+
+    /// The largest gain exponent (a gain of 32,768).
+    pub const MAX_GAIN_LOG2: usize = 15;
 
     /// Whether every option is off (the model is version 1).
     #[must_use]
     pub const fn is_v1(&self) -> bool {
-        matches!(self.norm, Norm::None) && self.conv_taps == 0 && self.mlp_hidden == 0
+        matches!(self.norm, Norm::None)
+            && self.conv_taps == 0
+            && self.mlp_hidden == 0
+            && self.centre_shift == 0
+            && self.centre_gain_log2 == 0
+            && self.pool_shift == 0
+    }
+
+    /// The centring and pooling rules of [`ModelShape::validate`].
+    const fn validate_rates(&self) -> Result<(), ShapeError> {
+        if self.centre_shift > Self::MAX_SHIFT {
+            return Err(ShapeError::OptionRange {
+                field: "centre_shift",
+                value: self.centre_shift,
+                rule: "0 turns centring off; otherwise 1 to 24",
+            });
+        }
+        if self.centre_gain_log2 > Self::MAX_GAIN_LOG2 {
+            return Err(ShapeError::OptionRange {
+                field: "centre_gain_log2",
+                value: self.centre_gain_log2,
+                rule: "the gain is 2^0 to 2^15",
+            });
+        }
+        if self.centre_shift == 0 && self.centre_gain_log2 != 0 {
+            return Err(ShapeError::OptionRange {
+                field: "centre_gain_log2",
+                value: self.centre_gain_log2,
+                rule: "a gain needs centring (centre_shift 0 is off)",
+            });
+        }
+        if self.pool_shift > Self::MAX_SHIFT {
+            return Err(ShapeError::OptionRange {
+                field: "pool_shift",
+                value: self.pool_shift,
+                rule: "0 reads the last frame; otherwise 1 to 24",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +161,17 @@ pub enum ShapeError {
     /// view of past frames; 0 means off.
     #[error("conv_taps is 1; use 0 (off) or at least 2")]
     ConvTaps,
+    /// A centring or pooling option outside its range: a shift above 24,
+    /// a gain exponent above 15, or a gain without centring.
+    #[error("{field} is {value}; {rule}")]
+    OptionRange {
+        /// The option (`centre_shift`, `centre_gain_log2`, `pool_shift`).
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// What it must be.
+        rule: &'static str,
+    },
     /// The weight count does not fit in `usize`.
     #[error("the weight count overflows usize")]
     SizeOverflow,
@@ -122,7 +193,8 @@ impl ModelShape {
     /// Checks the rules of `docs/model.md`, in this order: non-zero
     /// `input_dim`, `n_q_heads`, `n_kv_heads`, `head_dim`; `n_q_heads %
     /// n_kv_heads == 0`; `n_layers >= 1`; `n_classes >= 2`; `conv_taps !=
-    /// 1`.
+    /// 1`; `centre_shift <= 24`; `centre_gain_log2 <= 15`, and 0 when
+    /// `centre_shift` is; `pool_shift <= 24`.
     ///
     /// # Errors
     /// The first rule that fails.
@@ -157,7 +229,7 @@ impl ModelShape {
         if self.options.conv_taps == 1 {
             return Err(ShapeError::ConvTaps);
         }
-        Ok(())
+        self.options.validate_rates()
     }
 
     /// Validates the shape and computes where each matrix sits in the

@@ -315,6 +315,7 @@ fn version_2_layout_follows_the_documented_body_order() {
             norm: Norm::Layer,
             conv_taps: k,
             mlp_hidden: h,
+            ..ModelOptions::V1
         },
         ..ModelShape::DEFAULT_AETHER
     };
@@ -442,11 +443,37 @@ fn version_2_streams_like_its_prefill() {
             norm: Norm::Layer,
             conv_taps: 3,
             mlp_hidden: 8,
+            ..ModelOptions::V1
         },
         ModelOptions {
             norm: Norm::Rms,
             conv_taps: 2,
             mlp_hidden: 5,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            centre_shift: 3,
+            centre_gain_log2: 2,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            pool_shift: 2,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            mlp_hidden: 8,
+            centre_shift: 7,
+            centre_gain_log2: 3,
+            pool_shift: 6,
+            ..ModelOptions::V1
+        },
+        ModelOptions {
+            norm: Norm::Layer,
+            conv_taps: 3,
+            mlp_hidden: 8,
+            centre_shift: 1,
+            centre_gain_log2: 0,
+            pool_shift: 1,
         },
     ];
     let x = frames(48, 16, 4);
@@ -485,6 +512,98 @@ fn version_2_streams_like_its_prefill() {
         )
         .unwrap();
         assert!(max_abs_diff(&v1.classify(&x).unwrap(), &reference.classify(&x).unwrap()) > 1e-3);
+    }
+}
+
+/// The running mean starts at the first frame and then moves by exactly
+/// `2^−shift` of the way to each new frame; centring subtracts it (the
+/// newest frame included) and applies the gain.
+#[test]
+fn running_means_follow_their_definition() {
+    let mean = crate::v2::RunningMean::new(2).unwrap();
+    assert!(crate::v2::RunningMean::new(0).is_none());
+    let mut m = [0.0_f32; 2];
+    mean.advance(true, &mut m, &[4.0, -8.0]);
+    assert_eq!(m, [4.0, -8.0]);
+    mean.advance(false, &mut m, &[8.0, 0.0]);
+    assert_eq!(m, [0.75 * 4.0 + 0.25 * 8.0, 0.75 * -8.0]);
+    let mut next = [0.0_f32; 2];
+    mean.next(Some(&[4.0, -8.0]), &[8.0, 0.0], &mut next);
+    assert_eq!(next, m, "the streaming form is the prefill form");
+    // The largest shift still moves the mean; a finite mean of huge
+    // frames stays finite.
+    let slow = crate::v2::RunningMean::new(24).unwrap();
+    let mut m = [1.0_f32];
+    slow.advance(false, &mut m, &[3.0]);
+    assert!(m[0] > 1.0);
+    let mut m = [f32::MAX];
+    mean.advance(false, &mut m, &[f32::MAX]);
+    assert_eq!(m, [f32::MAX]);
+
+    let centring = crate::v2::Centring::new(1, 3).unwrap();
+    let mut x = [2.0_f32, 10.0, 6.0];
+    let mut scratch = [0.0_f32];
+    centring.apply_rows(&mut x, &mut scratch);
+    // Means 2, 6, 6: the first frame centres to 0, the gain is 8.
+    assert_eq!(x, [0.0, 8.0 * 4.0, 0.0]);
+}
+
+/// Options outside their ranges are typed errors naming the option.
+#[test]
+fn centring_and_pooling_ranges_are_checked() {
+    use crate::{ModelOptions, ShapeError};
+    let with = |options| ModelShape {
+        options,
+        ..ModelShape::DEFAULT_AETHER
+    };
+    let field = |options| match with(options).validate() {
+        Err(ShapeError::OptionRange { field, .. }) => field,
+        other => panic!("{options:?}: {other:?}"),
+    };
+    let v1 = ModelOptions::V1;
+    assert_eq!(
+        field(ModelOptions {
+            centre_shift: 25,
+            ..v1
+        }),
+        "centre_shift"
+    );
+    assert_eq!(
+        field(ModelOptions {
+            centre_shift: 1,
+            centre_gain_log2: 16,
+            ..v1
+        }),
+        "centre_gain_log2"
+    );
+    assert_eq!(
+        field(ModelOptions {
+            centre_gain_log2: 1,
+            ..v1
+        }),
+        "centre_gain_log2"
+    );
+    assert_eq!(
+        field(ModelOptions {
+            pool_shift: 25,
+            ..v1
+        }),
+        "pool_shift"
+    );
+    for ok in [
+        ModelOptions {
+            centre_shift: 24,
+            centre_gain_log2: 15,
+            pool_shift: 24,
+            ..v1
+        },
+        ModelOptions {
+            pool_shift: 1,
+            ..v1
+        },
+    ] {
+        assert_eq!(with(ok).validate(), Ok(()));
+        assert!(!ok.is_v1());
     }
 }
 

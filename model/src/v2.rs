@@ -1,6 +1,7 @@
 //! The arithmetic of model version 2's options (`docs/model.md`, "Version
-//! 2: options"): per-frame norms, the causal depthwise convolution and the
-//! ReLU MLP.
+//! 2: options"): per-frame norms, the causal depthwise convolution, the
+//! ReLU MLP, and the running means of input centring and the pooled
+//! readout.
 //!
 //! Why plain loops in f32 with sums from 0 in index order: the trainer
 //! computes the same formulas, and the device runs this code; what matters
@@ -158,6 +159,100 @@ impl Mlp<'_> {
             for ((v, &o), &b) in x_t.iter_mut().zip(o_t).zip(self.down_bias) {
                 *v += o + b;
             }
+        }
+    }
+}
+
+/// A running mean over frames with weight `a = 2^−shift` on the newest:
+/// `m_0 = x_0`, `m_t = (1 − a)·m_{t−1} + a·x_t`. Input centring and the
+/// pooled readout both use it (`docs/model.md`, "Centring and pooling").
+///
+/// Why this form: `1 − a` and `a` are exact in f32 for a shift up to 24,
+/// and a sum of two products of finite values with weights summing to 1
+/// stays within the inputs' range, so the mean of finite frames never
+/// overflows (`m + a·(x − m)` would: `x − m` can). Why powers of two: a
+/// device without an FPU multiplies by them exactly too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunningMean {
+    rate: f32,
+    keep: f32,
+}
+
+impl RunningMean {
+    /// The mean of rate `2^−shift`; `None` for shift 0 (the option is
+    /// off). Callers pass a validated shift (at most 24).
+    pub(crate) fn new(shift: usize) -> Option<Self> {
+        (shift > 0).then(|| {
+            let rate = 1.0 / (1_u32 << shift) as f32;
+            Self {
+                rate,
+                keep: 1.0 - rate,
+            }
+        })
+    }
+
+    /// `out = m_t` from `previous = m_{t−1}` (`None` at the first frame)
+    /// and the frame `x`.
+    pub(crate) fn next(&self, previous: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
+        match previous {
+            None => out.copy_from_slice(x),
+            Some(previous) => {
+                for ((o, &m), &v) in out.iter_mut().zip(previous).zip(x) {
+                    *o = self.keep * m + self.rate * v;
+                }
+            }
+        }
+    }
+
+    /// [`next`](Self::next) in place: `mean` holds `m_{t−1}` (ignored at
+    /// the first frame) and becomes `m_t`.
+    pub(crate) fn advance(&self, first: bool, mean: &mut [f32], x: &[f32]) {
+        if first {
+            mean.copy_from_slice(x);
+        } else {
+            for (m, &v) in mean.iter_mut().zip(x) {
+                *m = self.keep * *m + self.rate * v;
+            }
+        }
+    }
+}
+
+/// Input centring: `x̃_t = g·(x_t − m_t)`, `m` the input's
+/// [`RunningMean`], `g = 2^gain_log2`.
+///
+/// Why: a recording's level (room, gain, offset) is far larger than the
+/// motion the classes differ by; subtracting a causal running mean takes
+/// it out without looking ahead, and the gain brings the motion to the
+/// scale the weights start at. See `docs/training.md`, "The hard-set gap".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Centring {
+    pub(crate) mean: RunningMean,
+    pub(crate) gain: f32,
+}
+
+impl Centring {
+    /// The centring of a model's options; `None` when it is off.
+    pub(crate) fn new(shift: usize, gain_log2: usize) -> Option<Self> {
+        RunningMean::new(shift).map(|mean| Self {
+            mean,
+            gain: (1_u32 << gain_log2) as f32,
+        })
+    }
+
+    /// Replaces frame `x` by `g·(x − mean)`, `mean` already `m_t`.
+    pub(crate) fn apply(&self, mean: &[f32], x: &mut [f32]) {
+        for (v, &m) in x.iter_mut().zip(mean) {
+            *v = self.gain * (*v - m);
+        }
+    }
+
+    /// Centres every frame of `x` (`n × D`, oldest first) in place, as
+    /// pushing them one by one would; `mean` (`D`) is scratch.
+    pub(crate) fn apply_rows(&self, x: &mut [f32], mean: &mut [f32]) {
+        let dim = mean.len();
+        for (t, frame) in x.chunks_exact_mut(dim).enumerate() {
+            self.mean.advance(t == 0, mean, frame);
+            self.apply(mean, frame);
         }
     }
 }

@@ -244,7 +244,7 @@ pub(crate) fn describe_version(header: Header) -> String {
     if o.is_v1() {
         return "model version 1".to_owned();
     }
-    format!(
+    let mut text = format!(
         "model version 2: norm {}, conv_taps {}, mlp_hidden {}",
         match o.norm {
             aether_model::Norm::None => "none",
@@ -253,7 +253,19 @@ pub(crate) fn describe_version(header: Header) -> String {
         },
         o.conv_taps,
         o.mlp_hidden
-    )
+    );
+    // Centring and pooling are named only when on, so a model without
+    // them reads as it did before they existed.
+    if o.centre_shift > 0 {
+        text += &format!(
+            ", centring 2^-{} (gain 2^{})",
+            o.centre_shift, o.centre_gain_log2
+        );
+    }
+    if o.pool_shift > 0 {
+        text += &format!(", pooled readout 2^-{}", o.pool_shift);
+    }
+    text
 }
 
 /// `f32` or `f16`.

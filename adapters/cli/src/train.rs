@@ -117,6 +117,20 @@ pub(crate) struct SetupArgs {
     /// [default: the trainer's, 32; docs/training.md].
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=65_535))]
     mlp_hidden: Option<u32>,
+    /// Model version 2: input centring, each frame minus a running mean
+    /// with weight 2^-N on the newest frame; 0 turns it off
+    /// [default: the trainer's, 7; docs/model.md].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=24))]
+    centre_shift: Option<u32>,
+    /// Model version 2: the centred input's gain 2^N (0 without centring)
+    /// [default: the trainer's, 3].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=15))]
+    centre_gain_log2: Option<u32>,
+    /// Model version 2: pooled readout, the classifier reads a running
+    /// mean of every frame's final row with weight 2^-N on the newest; 0
+    /// reads the last frame [default: the trainer's, 6].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=24))]
+    pool_shift: Option<u32>,
 }
 
 /// `--variant`: which synthetic set.
@@ -178,14 +192,18 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
     if !o.is_v1() {
         writeln!(
             out,
-            "        version 2: norm {}, conv_taps {}, mlp_hidden {}",
+            "        version 2: norm {}, conv_taps {}, mlp_hidden {}, centre_shift {}, \
+             centre_gain_log2 {}, pool_shift {}",
             match o.norm {
                 Norm::None => "none",
                 Norm::Layer => "layer",
                 Norm::Rms => "rms",
             },
             o.conv_taps,
-            o.mlp_hidden
+            o.mlp_hidden,
+            o.centre_shift,
+            o.centre_gain_log2,
+            o.pool_shift
         )?;
     }
     writeln!(out, "epoch  train loss  held-out accuracy  macro-F1")?;
@@ -287,6 +305,22 @@ impl SetupArgs {
                 mlp_hidden: self
                     .mlp_hidden
                     .map_or(default_options.mlp_hidden, |h| h as usize),
+                centre_shift: self
+                    .centre_shift
+                    .map_or(default_options.centre_shift, |n| n as usize),
+                // Turning centring off turns its gain off with it, unless
+                // a gain is given (which the trainer then refuses by name).
+                centre_gain_log2: self.centre_gain_log2.map_or(
+                    if self.centre_shift == Some(0) {
+                        0
+                    } else {
+                        default_options.centre_gain_log2
+                    },
+                    |n| n as usize,
+                ),
+                pool_shift: self
+                    .pool_shift
+                    .map_or(default_options.pool_shift, |n| n as usize),
             },
             schedule: Schedule {
                 epochs: self.epochs.map_or(defaults.epochs, |n| n as usize),

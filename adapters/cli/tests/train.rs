@@ -220,6 +220,12 @@ fn a_version_2_model_trains_writes_and_classifies() {
             "3",
             "--mlp-hidden",
             "8",
+            "--centre-shift",
+            "5",
+            "--centre-gain-log2",
+            "1",
+            "--pool-shift",
+            "4",
             "--variant",
             "hard",
         ],
@@ -227,12 +233,18 @@ fn a_version_2_model_trains_writes_and_classifies() {
     assert_eq!(card["options"]["norm"], "rms");
     assert_eq!(card["options"]["conv_taps"], 3);
     assert_eq!(card["options"]["mlp_hidden"], 8);
+    assert_eq!(card["options"]["centre_shift"], 5);
+    assert_eq!(card["options"]["centre_gain_log2"], 1);
+    assert_eq!(card["options"]["pool_shift"], 4);
     assert!(card["data"].as_str().unwrap().contains("hard variant"));
     let model = scratch.path("v2.rvne");
     let inspect = ok(&["inspect", s(&model)]);
     assert!(inspect.contains(".rvne version 2"), "{inspect}");
     assert!(
-        inspect.contains("options     model version 2: norm rms, conv_taps 3, mlp_hidden 8"),
+        inspect.contains(
+            "options     model version 2: norm rms, conv_taps 3, mlp_hidden 8, centring 2^-5 \
+             (gain 2^1), pooled readout 2^-4"
+        ),
         "{inspect}"
     );
     assert!(inspect.contains("layer 0 Wconv"), "{inspect}");

@@ -107,14 +107,26 @@ pub enum RvneError {
         /// The byte at offset 24.
         code: u8,
     },
-    /// Check 7 (version 2): the options block's reserved bytes 28–31 are
-    /// not all zero.
-    #[error("options block: reserved bytes 28-31 must be 0")]
+    /// Check 7 (version 2): the options block's reserved byte 31 is not
+    /// zero.
+    #[error("options block: reserved byte 31 must be 0")]
     ReservedOptionBytes,
     /// Check 7 (version 2): a convolution of one tap (0 is off, at least 2
     /// is a convolution).
     #[error("options block: conv_taps is 1; it must be 0 (off) or at least 2")]
     ConvTaps,
+    /// Check 7 (version 2): a centring or pooling byte out of range
+    /// (`centre_shift` or `pool_shift` above 24, `centre_gain_log2` above
+    /// 15 or set without centring).
+    #[error(
+        "options block: {field} is {value}; shifts are 0 (off) to 24, gains 0 to 15 and need centring"
+    )]
+    OptionRange {
+        /// The option (`centre_shift`, `centre_gain_log2`, `pool_shift`).
+        field: &'static str,
+        /// Its byte.
+        value: u8,
+    },
     /// Check 8b: `weights_len` is not the shape's weight count times the
     /// element size.
     #[error("weights_len is {actual} bytes but the header's shape needs {expected}")]
@@ -195,6 +207,7 @@ impl RvneError {
                 | Self::BadNorm { .. }
                 | Self::ReservedOptionBytes
                 | Self::ConvTaps
+                | Self::OptionRange { .. }
                 | Self::SizeOverflow
                 | Self::WeightsLenMismatch { .. }
         )

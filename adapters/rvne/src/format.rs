@@ -197,6 +197,15 @@ impl Header {
                     });
                 }
                 field("mlp_hidden", shape.options.mlp_hidden)?;
+                for (name, value) in [
+                    ("centre_shift", shape.options.centre_shift),
+                    ("centre_gain_log2", shape.options.centre_gain_log2),
+                    ("pool_shift", shape.options.pool_shift),
+                ] {
+                    if u8::try_from(value).is_err() {
+                        return Err(RvneError::FieldTooLarge { field: name, value });
+                    }
+                }
                 shape.options
             },
         })
@@ -310,6 +319,10 @@ impl Header {
                     .unwrap_or(u16::MAX)
                     .to_le_bytes(),
             );
+            // `from_shape` keeps these within a byte too.
+            out[28] = u8::try_from(self.options.centre_shift).unwrap_or(u8::MAX);
+            out[29] = u8::try_from(self.options.centre_gain_log2).unwrap_or(u8::MAX);
+            out[30] = u8::try_from(self.options.pool_shift).unwrap_or(u8::MAX);
         }
         out
     }
@@ -319,7 +332,8 @@ impl Header {
     ///
     /// # Errors
     /// [`RvneError::BadNorm`] for a norm code other than 0, 1, 2;
-    /// [`RvneError::ReservedOptionBytes`] when bytes 28–31 are not zero.
+    /// [`RvneError::ReservedOptionBytes`] when byte 31 is not zero. The
+    /// ranges of bytes 25–30 are the shape's rules, checked after.
     pub(crate) const fn decode_options(
         block: &[u8; OPTIONS_LEN],
     ) -> Result<ModelOptions, RvneError> {
@@ -329,13 +343,16 @@ impl Header {
             2 => Norm::Rms,
             code => return Err(RvneError::BadNorm { code }),
         };
-        if block[4] != 0 || block[5] != 0 || block[6] != 0 || block[7] != 0 {
+        if block[7] != 0 {
             return Err(RvneError::ReservedOptionBytes);
         }
         Ok(ModelOptions {
             norm,
             conv_taps: block[1] as usize,
             mlp_hidden: u16::from_le_bytes([block[2], block[3]]) as usize,
+            centre_shift: block[4] as usize,
+            centre_gain_log2: block[5] as usize,
+            pool_shift: block[6] as usize,
         })
     }
 
@@ -380,6 +397,11 @@ const fn shape_error(error: ShapeError, header: &Header) -> RvneError {
             n_classes: header.n_classes,
         },
         ShapeError::ConvTaps => RvneError::ConvTaps,
+        ShapeError::OptionRange { field, value, .. } => RvneError::OptionRange {
+            field,
+            // Read from a byte, so it fits.
+            value: value as u8,
+        },
         ShapeError::SizeOverflow => RvneError::SizeOverflow,
     }
 }

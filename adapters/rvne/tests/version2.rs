@@ -12,6 +12,9 @@ fn options() -> ModelOptions {
         norm: Norm::Layer,
         conv_taps: 3,
         mlp_hidden: 5,
+        centre_shift: 7,
+        centre_gain_log2: 3,
+        pool_shift: 6,
     }
 }
 
@@ -42,8 +45,9 @@ fn a_model_with_options_round_trips_as_version_2() {
         let blob = RvneBlob::from_weights(&original, element_type).unwrap();
         let bytes = blob.as_bytes();
         assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), VERSION_2);
-        // The options block: norm code 1 (layer), 3 taps, 5 hidden, zeros.
-        assert_eq!(&bytes[24..32], &[1, 3, 5, 0, 0, 0, 0, 0]);
+        // The options block: norm code 1 (layer), 3 taps, 5 hidden (u16),
+        // centre shift 7, gain 2^3, pool shift 6, reserved 0.
+        assert_eq!(&bytes[24..32], &[1, 3, 5, 0, 7, 3, 6, 0]);
         let size = element_type.size();
         assert_eq!(
             bytes.len(),
@@ -75,17 +79,26 @@ fn each_options_check_has_its_own_error() {
     let good = RvneBlob::from_weights(&weights(options()), ElementType::F32)
         .unwrap()
         .into_bytes();
-    let cases: [Case; 4] = [
+    let range = |field, value| RvneError::OptionRange { field, value };
+    let cases: [Case; 8] = [
         ("norm code 3", |b| b[24] = 3, RvneError::BadNorm { code: 3 }),
         (
-            "reserved byte 30",
-            |b| b[30] = 1,
+            "reserved byte 31",
+            |b| b[31] = 1,
             RvneError::ReservedOptionBytes,
         ),
         ("one tap", |b| b[25] = 1, RvneError::ConvTaps),
+        ("centre shift 25", |b| b[28] = 25, range("centre_shift", 25)),
+        ("gain 2^16", |b| b[29] = 16, range("centre_gain_log2", 16)),
+        (
+            "a gain without centring",
+            |b| b[28] = 0,
+            range("centre_gain_log2", 3),
+        ),
+        ("pool shift 255", |b| b[30] = 255, range("pool_shift", 255)),
         (
             "every option off in a version-2 header",
-            |b| b[24..28].fill(0),
+            |b| b[24..31].fill(0),
             RvneError::UnsupportedVersion { found: 2 },
         ),
     ];

@@ -16,8 +16,9 @@ use safetensors::View;
 use crate::Dtype;
 use crate::error::SafetensorsError;
 use crate::names::{
-    FORMAT, KEY_CONV_TAPS, KEY_FORMAT, KEY_KV_HEADS, KEY_MLP_HIDDEN, KEY_NORM, KEY_Q_HEADS,
-    KEY_VERSION, MODEL_VERSION, MODEL_VERSION_2, is_vector, norm_name, tensor_name,
+    FORMAT, KEY_CENTRE_GAIN_LOG2, KEY_CENTRE_SHIFT, KEY_CONV_TAPS, KEY_FORMAT, KEY_KV_HEADS,
+    KEY_MLP_HIDDEN, KEY_NORM, KEY_POOL_SHIFT, KEY_Q_HEADS, KEY_VERSION, MODEL_VERSION,
+    MODEL_VERSION_2, is_vector, norm_name, tensor_name,
 };
 
 /// One encoded tensor, owned, in the form the `safetensors` serializer
@@ -92,6 +93,18 @@ pub(crate) fn to_bytes(weights: &ModelWeights, dtype: Dtype) -> Result<Vec<u8>, 
             (KEY_CONV_TAPS.to_owned(), options.conv_taps.to_string()),
             (KEY_MLP_HIDDEN.to_owned(), options.mlp_hidden.to_string()),
         ]);
+        // The centring and pooling keys came later and are optional (0
+        // when absent), so they are written only when on: a file of a
+        // model without them stays the bytes it was before they existed.
+        for (key, value) in [
+            (KEY_CENTRE_SHIFT, options.centre_shift),
+            (KEY_CENTRE_GAIN_LOG2, options.centre_gain_log2),
+            (KEY_POOL_SHIFT, options.pool_shift),
+        ] {
+            if value != 0 {
+                metadata.insert(key.to_owned(), value.to_string());
+            }
+        }
     }
     let bytes = safetensors::serialize(
         tensors.iter().map(|(name, tensor)| (name.as_str(), tensor)),

@@ -21,9 +21,10 @@ use safetensors::tensor::TensorView;
 
 use crate::error::SafetensorsError;
 use crate::names::{
-    CLASSIFIER, FORMAT, KEY_CONV_TAPS, KEY_FORMAT, KEY_KV_HEADS, KEY_MLP_HIDDEN, KEY_NORM,
-    KEY_Q_HEADS, KEY_VERSION, MODEL_VERSION, MODEL_VERSION_2, is_vector, layer_tensor_name,
-    parse_norm, parse_tensor_name, tensor_name,
+    CLASSIFIER, FORMAT, KEY_CENTRE_GAIN_LOG2, KEY_CENTRE_SHIFT, KEY_CONV_TAPS, KEY_FORMAT,
+    KEY_KV_HEADS, KEY_MLP_HIDDEN, KEY_NORM, KEY_POOL_SHIFT, KEY_Q_HEADS, KEY_VERSION,
+    MODEL_VERSION, MODEL_VERSION_2, is_vector, layer_tensor_name, parse_norm, parse_tensor_name,
+    tensor_name,
 };
 
 pub(crate) fn from_bytes(
@@ -220,10 +221,19 @@ fn read_options(metadata: &HashMap<String, String>) -> Result<ModelOptions, Safe
     let value = get(KEY_MLP_HIDDEN)?;
     let mlp_hidden = whole_number(value)
         .ok_or_else(|| bad(KEY_MLP_HIDDEN, value, "a whole number (0 is off)"))?;
+    // Optional, 0 when absent; their ranges are the shape's rules.
+    let optional = |key: &'static str| {
+        metadata.get(key).map_or(Ok(0), |value| {
+            whole_number(value).ok_or_else(|| bad(key, value, "a whole number (0 is off)"))
+        })
+    };
     Ok(ModelOptions {
         norm,
         conv_taps,
         mlp_hidden,
+        centre_shift: optional(KEY_CENTRE_SHIFT)?,
+        centre_gain_log2: optional(KEY_CENTRE_GAIN_LOG2)?,
+        pool_shift: optional(KEY_POOL_SHIFT)?,
     })
 }
 

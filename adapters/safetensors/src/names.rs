@@ -34,6 +34,9 @@ pub(crate) const KEY_KV_HEADS: &str = "n_kv_heads";
 pub(crate) const KEY_NORM: &str = "norm";
 pub(crate) const KEY_CONV_TAPS: &str = "conv_taps";
 pub(crate) const KEY_MLP_HIDDEN: &str = "mlp_hidden";
+pub(crate) const KEY_CENTRE_SHIFT: &str = "centre_shift";
+pub(crate) const KEY_CENTRE_GAIN_LOG2: &str = "centre_gain_log2";
+pub(crate) const KEY_POOL_SHIFT: &str = "pool_shift";
 
 const LAYER_PREFIX: &str = "layers.";
 

@@ -161,12 +161,15 @@ fn the_exported_file_has_the_documented_names_shapes_and_metadata() {
     assert_eq!(
         metadata,
         pairs(&[
+            ("centre_gain_log2", "2"),
+            ("centre_shift", "5"),
             ("conv_taps", "3"),
             ("format", "aether-temporal"),
             ("mlp_hidden", "7"),
             ("n_kv_heads", "2"),
             ("n_q_heads", "4"),
             ("norm", "layer"),
+            ("pool_shift", "4"),
             ("version", "2"),
         ])
     );
@@ -176,7 +179,7 @@ fn the_exported_file_has_the_documented_names_shapes_and_metadata() {
     let text = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
     assert!(
         text.starts_with(
-            r#"{"__metadata__":{"conv_taps":"3","format":"aether-temporal","mlp_hidden":"7","n_kv_heads":"2","n_q_heads":"4","norm":"layer","version":"2"},"classifier":"#
+            r#"{"__metadata__":{"centre_gain_log2":"2","centre_shift":"5","conv_taps":"3","format":"aether-temporal","mlp_hidden":"7","n_kv_heads":"2","n_q_heads":"4","norm":"layer","pool_shift":"4","version":"2"},"classifier":"#
         ),
         "{text}"
     );
@@ -241,6 +244,29 @@ fn a_missing_option_key_is_named() {
     }
 }
 
+/// The centring and pooling keys came after the first version-2 files:
+/// absent, they are 0 (off); out of range, the shape's rule names them.
+#[test]
+fn centring_and_pooling_keys_are_optional_and_range_checked() {
+    let (tensors, mut metadata) = valid();
+    metadata.retain(|(k, _)| !["centre_shift", "centre_gain_log2", "pool_shift"].contains(k));
+    let weights = from_bytes(&serialize_owned(&tensors, &metadata), None).unwrap();
+    let options = weights.shape().options;
+    assert_eq!(
+        (
+            options.centre_shift,
+            options.centre_gain_log2,
+            options.pool_shift
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(options.mlp_hidden, 7, "the other options are as declared");
+    let (tensors, mut metadata) = valid();
+    set(&mut metadata, "pool_shift", "25");
+    let err = import(&tensors, &metadata);
+    assert_message(&err, &["pool_shift", "25"]);
+}
+
 #[test]
 fn a_bad_option_value_is_named_with_what_is_allowed() {
     for (key, bad, allowed) in [
@@ -254,6 +280,9 @@ fn a_bad_option_value_is_named_with_what_is_allowed() {
         ("mlp_hidden", "", "whole number"),
         ("mlp_hidden", "+7", "whole number"),
         ("mlp_hidden", "seven", "whole number"),
+        ("centre_shift", "x", "whole number"),
+        ("centre_gain_log2", "-1", "whole number"),
+        ("pool_shift", "6.0", "whole number"),
     ] {
         let (tensors, mut metadata) = valid();
         set(&mut metadata, key, bad);

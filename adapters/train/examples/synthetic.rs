@@ -8,7 +8,9 @@
 //! `data` (default|hard), `backend` (sparse|dense), `model` (0|1),
 //! `baselines` (0|1), and the version-2 options of `docs/model.md`:
 //! `norm` (none|layer|rms), `conv` (taps K: 0 off, else ≥ 2), `mlp`
-//! (hidden width H: 0 off).
+//! (hidden width H: 0 off), `centre` (input centring's shift: 0 off),
+//! `gain` (the centred input's gain exponent) and `pool` (the pooled
+//! readout's shift: 0 reads the last frame).
 //!
 //! `ablation=1` instead trains, on the one data set and seed, version 1,
 //! +norm, +conv, +mlp, +norm+mlp and all three together (same schedule),
@@ -52,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         norm: Norm::Layer,
         conv_taps: 4,
         mlp_hidden: 32,
+        ..ModelOptions::default()
     };
     for arg in std::env::args().skip(1) {
         let (key, value) = arg.split_once('=').ok_or("arguments are KEY=VALUE")?;
@@ -95,6 +98,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     on.mlp_hidden = config.options.mlp_hidden;
                 }
             }
+            "centre" => config.options.centre_shift = value.parse()?,
+            "gain" => config.options.centre_gain_log2 = value.parse()?,
+            "pool" => config.options.pool_shift = value.parse()?,
             _ => return Err(format!("unknown key {key}").into()),
         }
     }

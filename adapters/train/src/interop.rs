@@ -36,13 +36,16 @@ impl From<aether_model::Norm> for Norm {
 
 /// Why two option types: the trainer's is read from configurations
 /// (serde, lowercase norm names) and the kernel's is `no_std` without
-/// serde; they hold the same three values.
+/// serde; they hold the same six values.
 impl From<&ModelOptions> for aether_model::ModelOptions {
     fn from(options: &ModelOptions) -> Self {
         Self {
             norm: options.norm.into(),
             conv_taps: options.conv_taps,
             mlp_hidden: options.mlp_hidden,
+            centre_shift: options.centre_shift,
+            centre_gain_log2: options.centre_gain_log2,
+            pool_shift: options.pool_shift,
         }
     }
 }
@@ -53,6 +56,9 @@ impl From<aether_model::ModelOptions> for ModelOptions {
             norm: options.norm.into(),
             conv_taps: options.conv_taps,
             mlp_hidden: options.mlp_hidden,
+            centre_shift: options.centre_shift,
+            centre_gain_log2: options.centre_gain_log2,
+            pool_shift: options.pool_shift,
         }
     }
 }
@@ -145,6 +151,9 @@ mod tests {
             norm,
             conv_taps: 3,
             mlp_hidden: 4,
+            centre_shift: 3,
+            centre_gain_log2: 1,
+            pool_shift: 2,
         }
     }
 
@@ -190,6 +199,7 @@ mod tests {
                         norm,
                         conv_taps,
                         mlp_hidden,
+                        ..ModelOptions::default()
                     });
                     let layout = a.model_shape().layout().unwrap();
                     let kernel: Vec<(usize, usize)> =

@@ -75,6 +75,20 @@ pub struct ModelOptions {
     /// Hidden width H of the per-layer ReLU MLP; 0 turns it off.
     #[serde(default)]
     pub mlp_hidden: usize,
+    /// Input centring: each frame minus the running mean of the frames so
+    /// far (weight `2^−centre_shift` on the newest); 0 turns it off,
+    /// otherwise 1 to 24.
+    #[serde(default)]
+    pub centre_shift: usize,
+    /// The centred input's gain `2^centre_gain_log2` (0 to 15; 0 without
+    /// centring).
+    #[serde(default)]
+    pub centre_gain_log2: usize,
+    /// Pooled readout: the classifier reads the running mean of every
+    /// frame's final row (weight `2^−pool_shift` on the newest) instead of
+    /// the last frame's row; 0 turns it off, otherwise 1 to 24.
+    #[serde(default)]
+    pub pool_shift: usize,
 }
 
 impl ModelOptions {
@@ -82,18 +96,42 @@ impl ModelOptions {
     /// weights fit the version-1 body.
     #[must_use]
     pub const fn is_v1(&self) -> bool {
-        matches!(self.norm, Norm::None) && self.conv_taps == 0 && self.mlp_hidden == 0
+        matches!(self.norm, Norm::None)
+            && self.conv_taps == 0
+            && self.mlp_hidden == 0
+            && self.centre_shift == 0
+            && self.centre_gain_log2 == 0
+            && self.pool_shift == 0
     }
 
     /// Checks the options' ranges.
     ///
     /// # Errors
-    /// [`TrainError::Setting`] naming `conv_taps` when it is 1.
+    /// [`TrainError::Setting`] naming `conv_taps` when it is 1, and the
+    /// centring or pooling option outside its range (`docs/model.md`).
     pub const fn validate(&self) -> Result<(), TrainError> {
         if self.conv_taps == 1 {
             return Err(TrainError::Setting {
                 name: "conv_taps",
                 reason: "0 turns the convolution off; otherwise it needs at least 2 taps",
+            });
+        }
+        if self.centre_shift > 24 {
+            return Err(TrainError::Setting {
+                name: "centre_shift",
+                reason: "0 turns centring off; otherwise 1 to 24",
+            });
+        }
+        if self.centre_gain_log2 > 15 || (self.centre_shift == 0 && self.centre_gain_log2 != 0) {
+            return Err(TrainError::Setting {
+                name: "centre_gain_log2",
+                reason: "0 to 15, and 0 without centring",
+            });
+        }
+        if self.pool_shift > 24 {
+            return Err(TrainError::Setting {
+                name: "pool_shift",
+                reason: "0 reads the last frame; otherwise 1 to 24",
             });
         }
         Ok(())
@@ -184,10 +222,12 @@ impl Architecture {
     /// import, export and [`TemporalNet::vars`] all follow it.
     fn parts(&self) -> Vec<Part> {
         let (dim, q, kv) = (self.input_dim, self.q_width(), self.kv_width());
+        // Centring and pooling have no weights.
         let ModelOptions {
             norm,
             conv_taps,
             mlp_hidden,
+            ..
         } = self.options;
         let norm_parts = |parts: &mut Vec<Part>| {
             if norm.vectors() >= 1 {
@@ -339,6 +379,29 @@ fn causal_conv(h: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
         c = (c + shifted.broadcast_mul(&w.narrow(0, j, 1)?)?)?;
     }
     Ok(c)
+}
+
+/// `[n, n]` (f64): row `t` holds the weights that make frame `t`'s running
+/// mean (`docs/model.md`, "Centring and pooling") of frames `0..=t`, so
+/// that `M · x` is every frame's mean at once: `m_0 = x_0`, `m_t = (1 −
+/// a)·m_{t−1} + a·x_t` with `a = 2^−shift`. A matrix rather than a loop
+/// over frames because autograd then differentiates one matmul instead
+/// of `n` small steps; its values are the recurrence's, row by row.
+fn running_means(n: usize, shift: usize) -> candle_core::Result<Tensor> {
+    let rate = 1.0 / f64::from(1_u32 << shift);
+    let mut weights = vec![0.0_f64; n * n];
+    if n > 0 {
+        weights[0] = 1.0;
+    }
+    for t in 1..n {
+        let (previous, row) = weights.split_at_mut(t * n);
+        let previous = &previous[(t - 1) * n..];
+        for (w, &p) in row[..t].iter_mut().zip(previous) {
+            *w = (1.0 - rate) * p;
+        }
+        row[t] = rate;
+    }
+    Tensor::from_vec(weights, (n, n), &Device::Cpu)
 }
 
 /// How rows of width `Hq·d` split into heads.
@@ -659,12 +722,32 @@ impl TemporalNet {
             group: head.group_size(),
             head_dim: head.head_dim,
         };
-        let mut x = frames.clone();
+        let options = &self.architecture.options;
+        let mut x = match options.centre_shift {
+            0 => frames.clone(),
+            shift => {
+                let means = running_means(n, shift)?.to_dtype(self.dtype)?;
+                let gain = f64::from(1_u32 << options.centre_gain_log2);
+                ((frames - means.broadcast_matmul(frames)?)? * gain)?
+            }
+        };
+        // A pooled readout reads every frame's row of the last layer; the
+        // last-frame readout only the last one.
+        let pooled = options.pool_shift > 0;
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x, heads, &masks, l == last)?;
+            x = layer.forward(&x, heads, &masks, l == last && !pooled)?;
         }
         let x = self.final_norm.apply(&x)?;
-        Ok(x.squeeze(1)?.matmul(&self.classifier)?)
+        let readout = if pooled {
+            // Row n − 1 of the running-mean matrix: the last frame's pool.
+            let weights = running_means(n, options.pool_shift)?
+                .narrow(0, n - 1, 1)?
+                .to_dtype(self.dtype)?;
+            weights.broadcast_matmul(&x)?
+        } else {
+            x
+        };
+        Ok(readout.squeeze(1)?.matmul(&self.classifier)?)
     }
 }

@@ -88,6 +88,20 @@ impl Body<'_> {
 fn reference(options: &ModelOptions, body: &[f64], frames: &Frames) -> Vec<f64> {
     let mut b = Body(body);
     let mut x = frames.clone();
+    if options.centre_shift > 0 {
+        // x̃_t = g·(x_t − m_t), m_0 = x_0, m_t = (1 − a)·m_{t−1} + a·x_t.
+        let a = 0.5_f64.powi(options.centre_shift as i32);
+        let g = 2.0_f64.powi(options.centre_gain_log2 as i32);
+        let mut m = frames[0].clone();
+        for (t, row) in x.iter_mut().enumerate() {
+            for f in 0..D {
+                if t > 0 {
+                    m[f] = (1.0 - a) * m[f] + a * frames[t][f];
+                }
+                row[f] = g * (frames[t][f] - m[f]);
+            }
+        }
+    }
     for _ in 0..2 {
         let h = b.norm(options.norm, &x);
         let c: Frames = if options.conv_taps >= 2 {
@@ -159,7 +173,20 @@ fn reference(options: &ModelOptions, body: &[f64], frames: &Frames) -> Vec<f64> 
             }
         }
     }
-    let last = b.norm(options.norm, &vec![x[N - 1].clone()]);
+    let rows = b.norm(options.norm, &x);
+    let last = if options.pool_shift > 0 {
+        // The running mean of every frame's final row.
+        let a = 0.5_f64.powi(options.pool_shift as i32);
+        let mut p = rows[0].clone();
+        for row in &rows[1..] {
+            p.iter_mut()
+                .zip(row)
+                .for_each(|(p, y)| *p = (1.0 - a) * *p + a * y);
+        }
+        vec![p]
+    } else {
+        vec![rows[N - 1].clone()]
+    };
     let wc = b.take(D * 3);
     assert!(b.0.is_empty(), "the reference read the whole body");
     matmul(&last, &wc, 3).remove(0)
@@ -208,13 +235,20 @@ fn every_combination_of_options_matches_the_definition() {
     for norm in [Norm::None, Norm::Layer, Norm::Rms] {
         for conv_taps in [0, 2, 4] {
             for mlp_hidden in [0, 5] {
-                let options = ModelOptions {
-                    norm,
-                    conv_taps,
-                    mlp_hidden,
-                };
-                let diff = difference(options.clone());
-                assert!(diff < 1e-12, "{options:?}: max |Δlogit| {diff:e}");
+                for (centre_shift, centre_gain_log2, pool_shift) in
+                    [(0, 0, 0), (2, 3, 0), (0, 0, 1), (3, 1, 2)]
+                {
+                    let options = ModelOptions {
+                        norm,
+                        conv_taps,
+                        mlp_hidden,
+                        centre_shift,
+                        centre_gain_log2,
+                        pool_shift,
+                    };
+                    let diff = difference(options.clone());
+                    assert!(diff < 1e-12, "{options:?}: max |Δlogit| {diff:e}");
+                }
             }
         }
     }
@@ -267,7 +301,7 @@ fn options_read_from_lowercase_names_and_default_to_off() {
         ModelOptions {
             norm: Norm::Rms,
             conv_taps: 3,
-            mlp_hidden: 0
+            ..ModelOptions::default()
         }
     );
     let empty: ModelOptions = serde_json::from_str("{}").unwrap();

@@ -144,12 +144,16 @@ fn f16_export_stays_within_its_measured_bound() {
     assert!(diff < 5e-3, "{diff:e}");
 }
 
-/// Every version-2 option on, at the sizes the ablation uses.
+/// Every version-2 option on, at the sizes the ablation uses, with the
+/// default model's centring (rate 2^-7, gain 8) and pooling (rate 2^-6).
 fn all_options(norm: Norm) -> ModelOptions {
     ModelOptions {
         norm,
         conv_taps: 4,
         mlp_hidden: 32,
+        centre_shift: 7,
+        centre_gain_log2: 3,
+        pool_shift: 6,
     }
 }
 

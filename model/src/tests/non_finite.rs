@@ -8,7 +8,7 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::{DEFAULT_SEED, MatrixKind, ModelShape, ModelWeights};
+use crate::{DEFAULT_SEED, MatrixKind, ModelOptions, ModelShape, ModelWeights};
 use aether_domain::{
     AttentionBackend, AttentionError, BackendKind, CacheDtype, Eviction, HeadConfig,
 };
@@ -384,13 +384,42 @@ fn a_failed_push_leaves_the_stream_unchanged() {
     bad[TRIGGER] = TRIGGER_VALUE;
     // Bad frames are offered before good frame i for each i here (twice at 5).
     let bad_before = [0, 5, 5, 20, 29];
-    for trigger in [
-        Trigger::Query0,
-        Trigger::Query1,
-        Trigger::Output1,
-        Trigger::Classifier,
-    ] {
-        let blob = trigger_blob(trigger);
+    // Version 1, and input centring with a pooled readout (no weights of
+    // their own, so the same trigger weights): their running means must
+    // not take in the refused frame either.
+    let centred_pooled = ModelOptions {
+        centre_shift: 2,
+        centre_gain_log2: 1,
+        pool_shift: 3,
+        ..ModelOptions::V1
+    };
+    for (options, trigger) in [ModelOptions::V1, centred_pooled]
+        .into_iter()
+        .flat_map(|o| {
+            [
+                Trigger::Query0,
+                Trigger::Query1,
+                Trigger::Output1,
+                Trigger::Classifier,
+            ]
+            .map(|t| (o, t))
+        })
+    {
+        let shape = ModelShape {
+            options,
+            ..ModelShape::DEFAULT_AETHER
+        };
+        let blob = ModelWeights::new(shape, trigger_blob(trigger).into_values()).unwrap();
+        // A centred first frame is all zeros, so it cannot trigger; and
+        // centring and pooling shrink x[15] (to 2·¾·x, then ⅛ of that in
+        // the pool), so the bad value grows to keep `x·1e37` infinite.
+        let (bad_before, bad) = if options.centre_shift > 0 {
+            let mut bigger = bad.clone();
+            bigger[TRIGGER] = 10.0 * TRIGGER_VALUE;
+            (&bad_before[1..], bigger)
+        } else {
+            (&bad_before[..], bad.clone())
+        };
         for dtype in [CacheDtype::F32, CacheDtype::F16] {
             for (eviction, capacity) in [
                 (Eviction::None, 30),
@@ -402,7 +431,7 @@ fn a_failed_push_leaves_the_stream_unchanged() {
                     eviction,
                     ..aether_config(BackendKind::Reference)
                 };
-                let what = format!("{trigger:?} {dtype:?} {eviction:?}");
+                let what = format!("{options:?} {trigger:?} {dtype:?} {eviction:?}");
                 let by_reference = TemporalModel::new(
                     blob.clone(),
                     ReferenceBackend::new(config.clone()).unwrap(),
@@ -424,18 +453,11 @@ fn a_failed_push_leaves_the_stream_unchanged() {
                     capacity,
                     &good,
                     &bad,
-                    &bad_before,
+                    bad_before,
                     &what,
                 );
                 check_undo(
-                    &by_sparse,
-                    trigger,
-                    dtype,
-                    capacity,
-                    &good,
-                    &bad,
-                    &bad_before,
-                    &what,
+                    &by_sparse, trigger, dtype, capacity, &good, &bad, bad_before, &what,
                 );
             }
         }
@@ -460,7 +482,7 @@ fn check_undo<B: AttentionBackend>(
         for _ in bad_before.iter().filter(|&&b| b == i) {
             let before = tried.clone();
             let logits_before = got;
-            let err = model.push(&mut tried, bad, &mut got).unwrap_err();
+            let err = model.push(&mut tried, bad, &mut got).expect_err(what);
             let stage = match trigger {
                 Trigger::Query0 => Stage::Query { layer: 0 },
                 Trigger::Query1 => Stage::Query { layer: 1 },
@@ -507,6 +529,8 @@ fn check_undo<B: AttentionBackend>(
         assert!(want.iter().all(|l| l.is_finite()), "{what}: {want:?}");
     }
     assert!(tried.caches == clean.caches, "{what}: final caches");
+    assert_eq!(tried.centre, clean.centre, "{what}: centring mean");
+    assert_eq!(tried.pool, clean.pool, "{what}: pooled readout");
 }
 
 /// `with_frame` renumbers exactly the variants that name a frame.

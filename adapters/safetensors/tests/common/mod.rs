@@ -165,13 +165,26 @@ pub const fn with_options(
             norm,
             conv_taps,
             mlp_hidden,
+            ..aether_model::ModelOptions::V1
         },
         ..shape
     }
 }
 
-/// GQA with every option on: layer norm, 3 taps, MLP width 7.
-pub const GQA_V2: aether_model::ModelShape = with_options(GQA, aether_model::Norm::Layer, 3, 7);
+/// GQA with every option on: layer norm, 3 taps, MLP width 7, input
+/// centring (rate 2^-5, gain 4) and a pooled readout (rate 2^-4).
+pub const GQA_V2: aether_model::ModelShape = {
+    let shape = with_options(GQA, aether_model::Norm::Layer, 3, 7);
+    aether_model::ModelShape {
+        options: aether_model::ModelOptions {
+            centre_shift: 5,
+            centre_gain_log2: 2,
+            pool_shift: 4,
+            ..shape.options
+        },
+        ..shape
+    }
+};
 
 /// TINY with every option on: layer norm, 2 taps, MLP width 3.
 pub const TINY_V2: aether_model::ModelShape = with_options(TINY, aether_model::Norm::Layer, 2, 3);
