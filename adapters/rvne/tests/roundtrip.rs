@@ -411,5 +411,5 @@ fn committed_fuzz_seeds_are_valid_blobs() {
         assert!(blob.view().n_layers() >= 1, "{}", path.display());
         seen += 1;
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 5);
 }
