@@ -225,6 +225,7 @@ pub(crate) fn run(args: &GateArgs, out: &mut dyn Write) -> Result<(), CliError> 
         head.window,
         head.block_size
     )?;
+    crate::train::write_options(out, &sparse_config.options)?;
     let (sparse_trained, sparse_seconds) = train_one(out, &sparse_config, &data)?;
     let (dense_trained, dense_seconds) = train_one(out, &dense_config, &data)?;
     let sparse = build(&sparse_trained, &sparse_config.head)?;

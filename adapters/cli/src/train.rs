@@ -133,6 +133,30 @@ pub(crate) struct SetupArgs {
     pool_shift: Option<u32>,
 }
 
+/// The indented `version 2: …` line under a `model` line, naming every
+/// option (nothing for version 1), so a training log says which model it
+/// trained.
+pub(crate) fn write_options(out: &mut dyn Write, o: &ModelOptions) -> std::io::Result<()> {
+    if o.is_v1() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "        version 2: norm {}, conv_taps {}, mlp_hidden {}, centre_shift {}, \
+         centre_gain_log2 {}, pool_shift {}",
+        match o.norm {
+            Norm::None => "none",
+            Norm::Layer => "layer",
+            Norm::Rms => "rms",
+        },
+        o.conv_taps,
+        o.mlp_hidden,
+        o.centre_shift,
+        o.centre_gain_log2,
+        o.pool_shift
+    )
+}
+
 /// `--variant`: which synthetic set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Variant {
@@ -188,24 +212,7 @@ pub(crate) fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<(), CliError>
         config.head.window,
         config.head.block_size
     )?;
-    let o = &config.options;
-    if !o.is_v1() {
-        writeln!(
-            out,
-            "        version 2: norm {}, conv_taps {}, mlp_hidden {}, centre_shift {}, \
-             centre_gain_log2 {}, pool_shift {}",
-            match o.norm {
-                Norm::None => "none",
-                Norm::Layer => "layer",
-                Norm::Rms => "rms",
-            },
-            o.conv_taps,
-            o.mlp_hidden,
-            o.centre_shift,
-            o.centre_gain_log2,
-            o.pool_shift
-        )?;
-    }
+    write_options(out, &config.options)?;
     writeln!(out, "epoch  train loss  held-out accuracy  macro-F1")?;
 
     let started = Instant::now();
