@@ -738,7 +738,8 @@ impl<B: AttentionBackend> TemporalModel<B> {
     }
 
     /// The embedding of `frames`: the last frame's row after the last
-    /// layer and (version 2) the final norm, `D` values: the vector the
+    /// layer and (version 2) the final norm, or with a pooled readout the
+    /// running mean of every frame's such row; `D` values: the vector the
     /// classifier reads. Why: comparing
     /// two models (sparse against dense attention, say) by their
     /// classifications alone hides how differently they represent the
