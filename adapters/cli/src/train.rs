@@ -113,7 +113,7 @@ pub(crate) struct SetupArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
     conv_taps: u32,
     /// Model version 2: hidden width of the per-layer ReLU MLP; 0 turns
-    /// it off (with no norm and no convolution that is model version 1)
+    /// it off (with every other option off too that is model version 1)
     /// [default: the trainer's, 32; docs/training.md].
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=65_535))]
     mlp_hidden: Option<u32>,

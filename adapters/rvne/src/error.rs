@@ -124,8 +124,8 @@ pub enum RvneError {
     OptionRange {
         /// The option (`centre_shift`, `centre_gain_log2`, `pool_shift`).
         field: &'static str,
-        /// Its byte.
-        value: u8,
+        /// Its value (a byte when read from a blob).
+        value: usize,
     },
     /// Check 8b: `weights_len` is not the shape's weight count times the
     /// element size.

@@ -397,11 +397,7 @@ const fn shape_error(error: ShapeError, header: &Header) -> RvneError {
             n_classes: header.n_classes,
         },
         ShapeError::ConvTaps => RvneError::ConvTaps,
-        ShapeError::OptionRange { field, value, .. } => RvneError::OptionRange {
-            field,
-            // Read from a byte, so it fits.
-            value: value as u8,
-        },
+        ShapeError::OptionRange { field, value, .. } => RvneError::OptionRange { field, value },
         ShapeError::SizeOverflow => RvneError::SizeOverflow,
     }
 }
