@@ -775,8 +775,9 @@ impl<B: AttentionBackend> TemporalModel<B> {
             return Ok(embedding);
         };
         let mut row = vec![0.0; input_dim];
+        let final_norm = self.final_norm();
         for (t, x_t) in x.chunks_exact(input_dim).enumerate() {
-            self.final_norm().apply(x_t, &mut row);
+            final_norm.apply(x_t, &mut row);
             check_stage(&row, input_dim, Stage::FinalNorm, t)?;
             pool.advance(t == 0, &mut embedding, &row);
         }

@@ -73,8 +73,19 @@ impl ModelOptions {
             && self.pool_shift == 0
     }
 
-    /// The centring and pooling rules of [`ModelShape::validate`].
-    const fn validate_rates(&self) -> Result<(), ShapeError> {
+    /// The options' rules of [`ModelShape::validate`], in order:
+    /// `conv_taps != 1`; `centre_shift <= 24`; `centre_gain_log2 <= 15`,
+    /// and 0 when `centre_shift` is; `pool_shift <= 24`. Why public: a
+    /// trainer's configuration checks its options by these same rules
+    /// before it has a whole shape.
+    ///
+    /// # Errors
+    /// [`ShapeError::ConvTaps`] or [`ShapeError::OptionRange`] naming the
+    /// first option that breaks its rule.
+    pub const fn validate(&self) -> Result<(), ShapeError> {
+        if self.conv_taps == 1 {
+            return Err(ShapeError::ConvTaps);
+        }
         if self.centre_shift > Self::MAX_SHIFT {
             return Err(ShapeError::OptionRange {
                 field: "centre_shift",
@@ -226,10 +237,7 @@ impl ModelShape {
                 n_classes: self.n_classes,
             });
         }
-        if self.options.conv_taps == 1 {
-            return Err(ShapeError::ConvTaps);
-        }
-        self.options.validate_rates()
+        self.options.validate()
     }
 
     /// Validates the shape and computes where each matrix sits in the

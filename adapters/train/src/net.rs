@@ -95,46 +95,32 @@ impl ModelOptions {
     /// True when every option is off: the model is version 1 and its
     /// weights fit the version-1 body.
     #[must_use]
-    pub const fn is_v1(&self) -> bool {
-        matches!(self.norm, Norm::None)
-            && self.conv_taps == 0
-            && self.mlp_hidden == 0
-            && self.centre_shift == 0
-            && self.centre_gain_log2 == 0
-            && self.pool_shift == 0
+    pub fn is_v1(&self) -> bool {
+        aether_model::ModelOptions::from(self).is_v1()
     }
 
-    /// Checks the options' ranges.
+    /// Checks the options' ranges by the kernel's rules
+    /// ([`aether_model::ModelOptions::validate`], `docs/model.md`), so the
+    /// two cannot disagree on what a model is.
     ///
     /// # Errors
-    /// [`TrainError::Setting`] naming `conv_taps` when it is 1, and the
-    /// centring or pooling option outside its range (`docs/model.md`).
-    pub const fn validate(&self) -> Result<(), TrainError> {
-        if self.conv_taps == 1 {
-            return Err(TrainError::Setting {
-                name: "conv_taps",
-                reason: "0 turns the convolution off; otherwise it needs at least 2 taps",
-            });
-        }
-        if self.centre_shift > 24 {
-            return Err(TrainError::Setting {
-                name: "centre_shift",
-                reason: "0 turns centring off; otherwise 1 to 24",
-            });
-        }
-        if self.centre_gain_log2 > 15 || (self.centre_shift == 0 && self.centre_gain_log2 != 0) {
-            return Err(TrainError::Setting {
-                name: "centre_gain_log2",
-                reason: "0 to 15, and 0 without centring",
-            });
-        }
-        if self.pool_shift > 24 {
-            return Err(TrainError::Setting {
-                name: "pool_shift",
-                reason: "0 reads the last frame; otherwise 1 to 24",
-            });
-        }
-        Ok(())
+    /// [`TrainError::Setting`] naming `conv_taps` when it is 1, or the
+    /// centring or pooling option outside its range.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        aether_model::ModelOptions::from(self)
+            .validate()
+            .map_err(|e| match e {
+                aether_model::ShapeError::OptionRange { field, rule, .. } => TrainError::Setting {
+                    name: field,
+                    reason: rule,
+                },
+                aether_model::ShapeError::ConvTaps => TrainError::Setting {
+                    name: "conv_taps",
+                    reason: "0 turns the convolution off; otherwise it needs at least 2 taps",
+                },
+                // The options' rules return only the two above.
+                other => TrainError::Weights(other.to_string()),
+            })
     }
 }
 
@@ -402,6 +388,23 @@ fn running_means(n: usize, shift: usize) -> candle_core::Result<Tensor> {
         row[t] = rate;
     }
     Tensor::from_vec(weights, (n, n), &Device::Cpu)
+}
+
+/// `[1, n]` (f64): row `n − 1` of [`running_means`] alone, the weights of
+/// the last frame's running mean — `a·(1 − a)^(n−1−t)` for `t ≥ 1` and
+/// `(1 − a)^(n−1)` for frame 0 — without building the other rows.
+fn last_running_mean(n: usize, shift: usize) -> candle_core::Result<Tensor> {
+    let rate = 1.0 / f64::from(1_u32 << shift);
+    let mut weights = vec![0.0_f64; n];
+    let mut kept = 1.0;
+    for w in weights.iter_mut().skip(1).rev() {
+        *w = rate * kept;
+        kept *= 1.0 - rate;
+    }
+    if let Some(first) = weights.first_mut() {
+        *first = kept;
+    }
+    Tensor::from_vec(weights, (1, n), &Device::Cpu)
 }
 
 /// How rows of width `Hq·d` split into heads.
@@ -740,10 +743,7 @@ impl TemporalNet {
         }
         let x = self.final_norm.apply(&x)?;
         let readout = if pooled {
-            // Row n − 1 of the running-mean matrix: the last frame's pool.
-            let weights = running_means(n, options.pool_shift)?
-                .narrow(0, n - 1, 1)?
-                .to_dtype(self.dtype)?;
+            let weights = last_running_mean(n, options.pool_shift)?.to_dtype(self.dtype)?;
             weights.broadcast_matmul(&x)?
         } else {
             x
