@@ -14,6 +14,7 @@ mod alloc_counter;
 mod decode;
 mod inputs;
 mod model;
+mod peak;
 mod plot;
 mod prefill;
 mod report;

@@ -19,6 +19,7 @@ use ruvllm_sparse_attention::{
 
 use crate::alloc_counter;
 use crate::inputs::random;
+use crate::peak::{self, Peak};
 use crate::timing::{Repetitions, median_ms};
 
 /// One benchmarked head shape.
@@ -216,6 +217,8 @@ pub(crate) struct Results {
     pub(crate) agreement: Vec<Agreement>,
     /// What was skipped or changed, and why.
     pub(crate) notes: Vec<String>,
+    /// This core's measured multiply-add peak, the ceiling of GFLOP/s.
+    pub(crate) peak: Option<Peak>,
 }
 
 /// How much to run.
@@ -299,7 +302,10 @@ impl Inputs {
 /// Runs every shape, length and implementation of `plan`, printing progress
 /// to stderr.
 pub(crate) fn run(plan: Plan) -> Results {
-    let mut results = Results::default();
+    let mut results = Results {
+        peak: peak::measure(),
+        ..Results::default()
+    };
     if plan.quick {
         results.notes.push(
             "--quick: sparse kernels 5 measured runs after 1 warm-up; dense baselines \

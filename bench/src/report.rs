@@ -66,6 +66,19 @@ pub(crate) fn render(results: &Results) -> String {
         );
     }
 
+    match results.peak {
+        Some(peak) => {
+            let _ = writeln!(
+                w,
+                "this core's peak (measured: {} fused multiply-adds in registers): {:.1} GFLOP/s",
+                peak.isa, peak.gflops
+            );
+        }
+        None => {
+            let _ = writeln!(w, "this core's peak: not measured (no vector FMA)");
+        }
+    }
+
     let _ = writeln!(w, "\n== speedups (time ratio, same run) ==");
     let _ = writeln!(
         w,
@@ -183,13 +196,14 @@ fn verdicts(results: &Results) -> Vec<String> {
     );
     match find(results, "A-mha", n, Impl::Sparse) {
         Some(m) => lines.push(format!(
-            "{} A-mha N=4096 sparse throughput: {:.1} GFLOP/s (target >= 50)",
+            "{} A-mha N=4096 sparse throughput: {:.1} GFLOP/s (target >= 50){}",
             if m.gflops() >= 50.0 {
                 "MET   "
             } else {
                 "MISSED"
             },
-            m.gflops()
+            m.gflops(),
+            of_peak(results, m.gflops())
         )),
         None => lines.push("-      A-mha N=4096 sparse throughput: not measured".to_string()),
     }
@@ -216,7 +230,24 @@ fn verdicts(results: &Results) -> Vec<String> {
     lines
 }
 
-/// The `--json` document: one object per measurement.
+/// `"; x % of this core's peak"` (with our dense kernel's share beside it
+/// when it ran), or nothing when the peak was not measured.
+fn of_peak(results: &Results, gflops: f64) -> String {
+    let Some(peak) = results.peak else {
+        return String::new();
+    };
+    let dense = find(results, "A-mha", 4096, Impl::Dense)
+        .map(|d| format!(", dense {:.0} %", 100.0 * d.gflops() / peak.gflops))
+        .unwrap_or_default();
+    format!(
+        "; {:.0} % of this core's peak {:.0} GFLOP/s{dense}",
+        100.0 * gflops / peak.gflops,
+        peak.gflops
+    )
+}
+
+/// The `--json` document: one object per measurement, then the core's
+/// peak (`{"bench":"peak","isa":…,"gflops":…}`) when it was measured.
 pub(crate) fn json(results: &Results) -> Value {
     Value::Array(
         results
@@ -233,6 +264,13 @@ pub(crate) fn json(results: &Results) -> Value {
                     "edges": m.edges,
                 })
             })
+            .chain(results.peak.map(|peak| {
+                json!({
+                    "bench": "peak",
+                    "isa": peak.isa,
+                    "gflops": peak.gflops,
+                })
+            }))
             .collect(),
     )
 }
@@ -263,6 +301,10 @@ mod tests {
                 extra_bytes: 10,
                 qkv_bytes: 1000,
             }],
+            peak: Some(crate::peak::Peak {
+                isa: "avx512",
+                gflops: 256.0,
+            }),
             ..Results::default()
         }
     }
@@ -278,6 +320,10 @@ mod tests {
         assert_eq!(first["median_ms"], 2.0);
         assert_eq!(first["edges"], 1_000_000);
         assert!((first["gflops"].as_f64().unwrap() - 64.0).abs() < 1e-9);
+        let last = value.as_array().unwrap().last().unwrap();
+        assert_eq!(last["bench"], "peak");
+        assert_eq!(last["isa"], "avx512");
+        assert_eq!(last["gflops"], 256.0);
     }
 
     #[test]
@@ -285,6 +331,9 @@ mod tests {
         let text = render(&sample());
         assert!(text.contains("MET    A-mha N=4096 sparse vs ruvllm sparse: 15.0x"));
         assert!(text.contains("MET    A-mha N=4096 sparse throughput: 64.0 GFLOP/s"));
+        // 64 of 256 GFLOP/s; dense 10 ms for the same edges: 12.8 GFLOP/s.
+        assert!(text.contains("; 25 % of this core's peak 256 GFLOP/s, dense 5 %"));
+        assert!(text.contains("this core's peak (measured: avx512"));
         assert!(text.contains("not measured in this run"));
         assert!(text.contains("1.00% of q+k+v"));
     }
