@@ -4,7 +4,9 @@
 //! Usage: `aether-bench [--quick] [--only SECTION] [--json FILE] [--plot FILE.svg]`
 //! (`cargo xtask bench` forwards its arguments here). Prints the tables and
 //! the target verdicts of `docs/quality.md`; `--json` writes every
-//! measurement, `--plot` a log-log figure of time against N.
+//! measurement (and, with the prefill section, this core's measured
+//! multiply-add peak: `src/peak.rs`), `--plot` a log-log figure of time
+//! against N.
 //!
 //! Why a binary and not criterion: the comparison is a handful of long
 //! runs whose *ratios* matter, taken in one process so the machine state is

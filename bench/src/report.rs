@@ -75,7 +75,10 @@ pub(crate) fn render(results: &Results) -> String {
             );
         }
         None => {
-            let _ = writeln!(w, "this core's peak: not measured (no vector FMA)");
+            let _ = writeln!(
+                w,
+                "this core's peak: not measured (only x86-64 AVX2/AVX-512 is)"
+            );
         }
     }
 
