@@ -525,6 +525,12 @@ fn first_non_finite(values: &[f32]) -> Option<usize> {
         })
 }
 
+/// The length of a stream's running mean for an option of rate shift
+/// `shift`: `d` when the option is on, 0 (no state) when it is off.
+const fn mean_len(shift: usize, d: usize) -> usize {
+    if shift > 0 { d } else { 0 }
+}
+
 /// `Err(NonFinite)` naming `stage` and the frame of the first non-finite
 /// value, when `values` holds rows of `width` values for frames
 /// `first_frame..`.
@@ -914,10 +920,10 @@ impl<B: AttentionBackend> TemporalModel<B> {
             attended: vec![0.0; q_len],
             projected: vec![0.0; self.input_dim()],
             logits: vec![0.0; self.n_classes()],
-            centre: vec![0.0; if options.centre_shift > 0 { d } else { 0 }],
-            centre_next: vec![0.0; if options.centre_shift > 0 { d } else { 0 }],
-            pool: vec![0.0; if options.pool_shift > 0 { d } else { 0 }],
-            pool_next: vec![0.0; if options.pool_shift > 0 { d } else { 0 }],
+            centre: vec![0.0; mean_len(options.centre_shift, d)],
+            centre_next: vec![0.0; mean_len(options.centre_shift, d)],
+            pool: vec![0.0; mean_len(options.pool_shift, d)],
+            pool_next: vec![0.0; mean_len(options.pool_shift, d)],
         })
     }
 
@@ -946,9 +952,9 @@ impl<B: AttentionBackend> TemporalModel<B> {
             && stream.v.len() == kv_len
             && stream.logits.len() == self.n_classes()
             && stream.centre.len() == stream.centre_next.len()
-            && stream.centre.len() == if options.centre_shift > 0 { d } else { 0 }
+            && stream.centre.len() == mean_len(options.centre_shift, d)
             && stream.pool.len() == stream.pool_next.len()
-            && stream.pool.len() == if options.pool_shift > 0 { d } else { 0 }
+            && stream.pool.len() == mean_len(options.pool_shift, d)
     }
 
     /// Streaming: appends one frame (`D` values) and writes the logits of

@@ -197,9 +197,8 @@ impl RunningMean {
         match previous {
             None => out.copy_from_slice(x),
             Some(previous) => {
-                for ((o, &m), &v) in out.iter_mut().zip(previous).zip(x) {
-                    *o = self.keep * m + self.rate * v;
-                }
+                out.copy_from_slice(previous);
+                self.blend(out, x);
             }
         }
     }
@@ -210,9 +209,14 @@ impl RunningMean {
         if first {
             mean.copy_from_slice(x);
         } else {
-            for (m, &v) in mean.iter_mut().zip(x) {
-                *m = self.keep * *m + self.rate * v;
-            }
+            self.blend(mean, x);
+        }
+    }
+
+    /// `m = (1 − a)·m + a·x`: the one place the recurrence is written.
+    fn blend(&self, mean: &mut [f32], x: &[f32]) {
+        for (m, &v) in mean.iter_mut().zip(x) {
+            *m = self.keep * *m + self.rate * v;
         }
     }
 }
